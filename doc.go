@@ -1,0 +1,108 @@
+// Package kubehandler is an event dispatcher for Kubernetes controllers.
+//
+// A controller embeds DefaultHandler in a type, overrides the callbacks it
+// cares about, registers it on an EventLoop and runs the loop:
+//
+//	type DeploymentsHandler struct {
+//		kubehandler.DefaultHandler
+//	}
+//
+//	func (h *DeploymentsHandler) UpdateFunc(ctx context.Context, namespace, name string) error {
+//		// reconcile namespace/name
+//		return nil
+//	}
+//
+//	loop := kubehandler.NewEventLoop("deployments")
+//	loop.Register(&DeploymentsHandler{DefaultHandler: kubehandler.DefaultHandler{
+//		Informer: deploymentInformer.Informer(),
+//	}})
+//	err := loop.Run(ctx, 2)
+//
+// Events from the handlers' client-go shared informers flow through one
+// named workqueue, keyed by handler name, namespace and name (Key), to the
+// handlers. The API is kubehandler v2's: v2 code compiles with only its
+// import path changed.
+//
+// # Promises
+//
+//  1. One at a time per object. For one Key, at most one handler call is in
+//     flight, whatever the threadiness.
+//  2. Coalescing, in order. Events that arrive for a Key while it waits are
+//     merged: add then update stays add; any then delete becomes delete;
+//     delete then add (the object came back) is dispatched as delete, then
+//     add. A burst of N updates to one object costs at most a few handler
+//     calls, not N.
+//  3. The last call tells the truth. After events stop, the last call a
+//     handler got for a Key matches the object's final state: add or update
+//     if it exists, delete if it does not.
+//  4. Nothing is lost. A handler error is retried through the rate limiter
+//     (per-item exponential backoff) until it succeeds, unless the
+//     ErrorHandler says ignore or stop or the error is Terminal. Panics in
+//     handlers are recovered, logged with their stack, and treated as
+//     errors. Deletes seen as cache.DeletedFinalStateUnknown tombstones are
+//     dispatched as deletes.
+//  5. Fast path stays fast. Informer events are added to the queue directly;
+//     only retries go through the rate limiter. No global token bucket
+//     throttles normal traffic. A key in backoff never delays other keys.
+//  6. Clean start and stop. Run waits until every registered handler's
+//     informer has synced, then starts threadiness workers. When ctx is
+//     cancelled, Run stops taking new work, waits for in-flight handler calls
+//     to return, and returns. NewEventLoop and NewWorkQueue start no
+//     goroutines; what the library starts ends when Run returns, whether by
+//     cancel, stop or a misuse error. Misuse (nil informer, duplicate handler
+//     names, threadiness < 1, a second concurrent Run) makes Run return a
+//     clear error before it starts anything; it never panics.
+//  7. Resyncs. A periodic resync (an update with an unchanged
+//     resourceVersion) is dropped by default, for typed and unstructured
+//     objects alike; WithResyncEvents delivers them as updates.
+//  8. Names. A handler with an empty name gets its Go type's name. Two
+//     handlers with the same name are an error, not a silent overwrite.
+//
+// # Inside a handler call
+//
+// The context of a call carries the Event being handled (EventFromContext):
+// its type, Key, the newest object seen (for a delete, the final state) and
+// the number of retries so far. It also carries a logger
+// (klog.FromContext(ctx)) with the handler, namespace, name and event type
+// as values, and is cancelled when Run is stopping. Objects handed out come
+// from the informer's cache: do not mutate them; DeepCopy first.
+//
+// # Errors and retries
+//
+// A nil error means done. RequeueAfter(d) means done for now, dispatch the
+// same event again after d. Terminal(err) is a failure retrying cannot fix:
+// logged, counted and dropped. Any other error, or a panic, is passed to the
+// ErrorHandler (WithErrorHandler; AlwaysRetry by default), which answers
+// retry (through the rate limiter, WithRateLimiter), ignore, or stop (Run
+// returns an error wrapping the handler's). RetryUpTo(n) retries n times,
+// then stops. A retry dispatches the failed event merged with whatever
+// arrived for the key since, so it sees the newest object. Retries count
+// from 0: the first call of an event has Event.Retries 0, its first retry 1.
+//
+// Choices this package makes where Kubernetes leaves room:
+//   - Run returns nil when its context is cancelled, also while it is still
+//     waiting for caches to sync.
+//   - When a handler fails because Run is stopping, the ErrorHandler is not
+//     asked: the event is kept for the next Run.
+//   - ErrorActionStop discards what is still queued (a restarted controller
+//     relists it); an error from a handler of a stopping loop never stops it.
+//   - A delete, then add, then delete of one name while it waits is one
+//     delete, carrying the newest final state.
+//   - Updates of objects without a resourceVersion (client-go's fake
+//     clientsets make them) cannot be told from resyncs and are delivered.
+//   - Run does not start informers; the caller starts them, as with client-go.
+//   - A WorkQueue event of a kind with no handler for its type is dropped,
+//     logged at verbosity 4.
+//
+// # Metrics and logs
+//
+// WithMetrics registers, on a prometheus.Registerer of your choice, the
+// standard workqueue metrics (workqueue_depth, workqueue_adds_total,
+// workqueue_queue_duration_seconds, workqueue_work_duration_seconds,
+// workqueue_retries_total, workqueue_unfinished_work_seconds,
+// workqueue_longest_running_processor_seconds, labelled by queue name) and
+// kubehandler_handler_calls_total (by queue name, handler, event and result:
+// success, error, requeue, terminal, panic, timeout) and
+// kubehandler_handler_duration_seconds. Logs go through klog/v2's contextual
+// logging: the logger of Run's context, or WithLogger's.
+package kubehandler

@@ -1,0 +1,114 @@
+package kubehandler
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+)
+
+// Option configures an EventLoop or a WorkQueue; pass options to NewEventLoop
+// or NewWorkQueue. An option given a value it cannot use (a negative timeout,
+// say) makes Run return an error; a nil value means "the default".
+type Option func(*options)
+
+// options holds the configuration, filled with defaults by newOptions.
+type options struct {
+	rateLimiter    workqueue.TypedRateLimiter[Key]
+	errorHandler   ErrorHandler
+	resyncEvents   bool
+	clock          clock.WithTicker
+	registerer     prometheus.Registerer
+	logger         *logr.Logger
+	handlerTimeout time.Duration
+
+	// errs are the mistakes found while applying options; Run reports them.
+	errs []error
+}
+
+// Default backoff for retries: per-item exponential, without a global token
+// bucket (promise 5), from 5ms doubling up to 5 minutes.
+const (
+	defaultBaseDelay = 5 * time.Millisecond
+	defaultMaxDelay  = 5 * time.Minute
+)
+
+func newOptions(opts []Option) options {
+	o := options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.rateLimiter == nil {
+		o.rateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[Key](defaultBaseDelay, defaultMaxDelay)
+	}
+	if o.errorHandler == nil {
+		o.errorHandler = AlwaysRetry
+	}
+	if o.clock == nil {
+		o.clock = clock.RealClock{}
+	}
+	return o
+}
+
+// WithRateLimiter sets the rate limiter used for retries of failed keys. It
+// is never applied to informer events, which go to the queue directly
+// (promise 5). The default is per-item exponential backoff from 5ms to 5
+// minutes. Avoid limiters with a shared token bucket: one failing key would
+// then delay the retries of all the others.
+func WithRateLimiter(limiter workqueue.TypedRateLimiter[Key]) Option {
+	return func(o *options) { o.rateLimiter = limiter }
+}
+
+// WithErrorHandler sets what happens when a handler fails. The default is
+// AlwaysRetry.
+func WithErrorHandler(handler ErrorHandler) Option {
+	return func(o *options) { o.errorHandler = handler }
+}
+
+// WithResyncEvents delivers an informer's periodic resyncs (updates whose
+// object has the same resourceVersion as before) as update events. By default
+// they are dropped (promise 7).
+func WithResyncEvents() Option {
+	return func(o *options) { o.resyncEvents = true }
+}
+
+// WithClock sets the clock used for delayed requeues and durations; tests of
+// backoff and RequeueAfter pass a fake clock (k8s.io/utils/clock/testing).
+func WithClock(c clock.WithTicker) Option {
+	return func(o *options) { o.clock = c }
+}
+
+// WithMetrics registers the loop's Prometheus metrics on reg: the standard
+// workqueue metrics (workqueue_depth, workqueue_adds_total, ...) labelled by
+// the queue's name, and the handler metrics kubehandler_handler_calls_total and
+// kubehandler_handler_duration_seconds. Loops sharing a registerer share the
+// collectors. Without this option nothing is registered anywhere.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(o *options) { o.registerer = reg }
+}
+
+// WithLogger sets the logger of the loop and of its handler calls. By default
+// it is the logger of Run's context (klog.FromContext).
+func WithLogger(logger logr.Logger) Option {
+	return func(o *options) { o.logger = &logger }
+}
+
+// WithHandlerTimeout gives each handler call a context with a deadline d
+// after it starts. A call that returns after its deadline has passed counts as
+// failed (result "timeout" in the metrics, an error wrapping
+// ErrHandlerTimeout) and is retried, whatever it returned. Zero, the default,
+// means no deadline.
+func WithHandlerTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.errs = append(o.errs, fmt.Errorf("kubehandler: WithHandlerTimeout(%s): the timeout must not be negative", d))
+			return
+		}
+		o.handlerTimeout = d
+	}
+}
