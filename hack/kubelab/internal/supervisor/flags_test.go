@@ -1,0 +1,43 @@
+package supervisor
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    Config
+		wantErr bool
+	}{
+		{name: "defaults", args: nil, want: Config{}},
+		{name: "dir", args: []string{"--dir", "/tmp/x"}, want: Config{Dir: "/tmp/x"}},
+		{name: "dir with equals", args: []string{"--dir=/tmp/x"}, want: Config{Dir: "/tmp/x"}},
+		{name: "controller manager", args: []string{"--controller-manager"}, want: Config{ControllerManager: true}},
+		{name: "both", args: []string{"--controller-manager", "--dir", "d"}, want: Config{Dir: "d", ControllerManager: true}},
+		{name: "unknown flag", args: []string{"--nope"}, wantErr: true},
+		{name: "positional argument", args: []string{"apiserverr"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseFlags(tt.args, io.Discard)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseFlags(%q) error = %v, want error %t", tt.args, err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("ParseFlags(%q) = %+v, want %+v", tt.args, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseFlagsHelp(t *testing.T) {
+	_, err := ParseFlags([]string{"-h"}, io.Discard)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("ParseFlags(-h) error = %v, want flag.ErrHelp", err)
+	}
+}
