@@ -70,7 +70,7 @@ type workQueue struct {
 	active  *runner          // the Run in progress, nil when none
 	synced  []cache.InformerSynced
 
-	kindsMu sync.Mutex                     // serialises writers of kinds
+	kindsMu sync.Mutex                       // serialises writers of kinds
 	kinds   atomic.Pointer[map[string]*kind] // copied on write; read on every dispatch
 
 	running atomic.Bool

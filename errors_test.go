@@ -1,0 +1,219 @@
+package kubehandler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubehandler/kubehandler"
+)
+
+var errBoom = errors.New("boom")
+
+// RetryUpTo(n): a handler that always fails is called n+1 times (retries 0
+// to n), then Run stops with an error wrapping the handler's.
+func TestRetryUpToStopsTheLoop(t *testing.T) {
+	for _, n := range []int{0, 1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			f := newFixture(t)
+			h := newRecorder(f.informer, "cm")
+			h.fn = func(context.Context, kubehandler.Event) error { return fmt.Errorf("wrapped: %w", errBoom) }
+			loop := kubehandler.NewEventLoop("retry-up-to", fastRetries(), kubehandler.WithErrorHandler(kubehandler.RetryUpTo(n)))
+			loop.Register(h)
+			r := run(t, loop, 2)
+			f.source.Create(configMap("ns", "doomed", "1"))
+			if err := r.wait(t); !errors.Is(err, errBoom) {
+				t.Fatalf("Run = %v, want an error wrapping the handler's", r.err)
+			}
+			calls := h.snapshot()
+			if len(calls) != n+1 {
+				t.Fatalf("handler called %d times, want %d", len(calls), n+1)
+			}
+			for i, c := range calls {
+				if c.Retries != i {
+					t.Errorf("call %d has Retries %d, want %d", i, c.Retries, i)
+				}
+			}
+		})
+	}
+}
+
+// ErrorActionIgnore drops only that failure: no retry, and the next event for
+// the key dispatches again, counting retries from 0.
+func TestErrorActionIgnore(t *testing.T) {
+	f := newFixture(t)
+	h := newRecorder(f.informer, "cm")
+	var failed atomic.Bool
+	h.fn = func(context.Context, kubehandler.Event) error {
+		if failed.CompareAndSwap(false, true) {
+			return errBoom
+		}
+		return nil
+	}
+	var asked atomic.Int32
+	ignore := func(kubehandler.Key, int, error) kubehandler.ErrorAction {
+		asked.Add(1)
+		return kubehandler.ErrorActionIgnore
+	}
+	reg, gather := newRegistry()
+	loop := kubehandler.NewEventLoop("ignore", kubehandler.WithErrorHandler(ignore), kubehandler.WithMetrics(reg))
+	loop.Register(h)
+	run(t, loop, 1)
+
+	f.source.Create(configMap("ns", "a", "1"))
+	eventually(t, "failure counted", func() bool { return gather().calls("ignore", "cm", "add", "error") == 1 })
+	if got := gather().value("workqueue_retries_total", "ignore"); got != 0 {
+		t.Errorf("an ignored failure was requeued: workqueue_retries_total = %v", got)
+	}
+	rv := f.source.Update(configMap("ns", "a", "2"))
+	eventually(t, "next event dispatched", func() bool { return len(h.snapshot()) == 2 })
+	c := h.snapshot()
+	if c[0].Retries != 0 || c[1].Retries != 0 || c[1].rv() != rv || c[1].Type != kubehandler.WorkqueueUpdateEvent {
+		t.Errorf("calls = %+v, want the add then the update, both with Retries 0", c)
+	}
+	if asked.Load() != 1 {
+		t.Errorf("ErrorHandler asked %d times, want 1", asked.Load())
+	}
+}
+
+// Terminal errors are not retried and the ErrorHandler is not asked; errors.Is
+// sees through the wrapper.
+func TestTerminalErrorsAreNotRetried(t *testing.T) {
+	f := newFixture(t)
+	h := newRecorder(f.informer, "cm")
+	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+		if ev.Type == kubehandler.WorkqueueAddEvent {
+			return kubehandler.Terminal(errBoom)
+		}
+		return nil
+	}
+	var asked atomic.Int32
+	reg, gather := newRegistry()
+	loop := kubehandler.NewEventLoop("terminal", fastRetries(), kubehandler.WithMetrics(reg),
+		kubehandler.WithErrorHandler(func(kubehandler.Key, int, error) kubehandler.ErrorAction {
+			asked.Add(1)
+			return kubehandler.ErrorActionRetry
+		}))
+	loop.Register(h)
+	run(t, loop, 1)
+
+	f.source.Create(configMap("ns", "a", "1"))
+	eventually(t, "terminal counted", func() bool { return gather().calls("terminal", "cm", "add", "terminal") == 1 })
+	f.source.Update(configMap("ns", "a", "2"))
+	eventually(t, "update dispatched", func() bool { return len(h.snapshot()) == 2 })
+	if c := h.snapshot(); c[1].Type != kubehandler.WorkqueueUpdateEvent {
+		t.Errorf("after the terminal add came %s, want the update (the add was retried?)", c[1].Type)
+	}
+	if asked.Load() != 0 {
+		t.Errorf("ErrorHandler asked %d times about a terminal error", asked.Load())
+	}
+	if got := gather().value("workqueue_retries_total", "terminal"); got != 0 {
+		t.Errorf("workqueue_retries_total = %v, want 0", got)
+	}
+}
+
+func TestTerminalAndIsTerminal(t *testing.T) {
+	err := fmt.Errorf("reconcile: %w", kubehandler.Terminal(errBoom))
+	if !kubehandler.IsTerminal(err) || !errors.Is(err, errBoom) {
+		t.Errorf("IsTerminal=%v errors.Is=%v, want both true", kubehandler.IsTerminal(err), errors.Is(err, errBoom))
+	}
+	if kubehandler.IsTerminal(errBoom) {
+		t.Error("a plain error is not terminal")
+	}
+	if got := kubehandler.Terminal(errBoom).Error(); got != "terminal error: boom" {
+		t.Errorf("Error() = %q", got)
+	}
+}
+
+// RequeueAfter redelivers the same event after the delay, measured on the
+// loop's clock, and resets the key's backoff.
+func TestRequeueAfter(t *testing.T) {
+	f := newFixture(t)
+	clock := clocktesting.NewFakeClock(time.Now())
+	h := newRecorder(f.informer, "cm")
+	var mu sync.Mutex
+	var seen []time.Time
+	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, clock.Now())
+		if len(seen) == 1 {
+			return fmt.Errorf("not yet: %w", kubehandler.RequeueAfter(time.Minute))
+		}
+		return nil
+	}
+	reg, gather := newRegistry()
+	loop := kubehandler.NewEventLoop("requeue", kubehandler.WithClock(clock), kubehandler.WithMetrics(reg))
+	loop.Register(h)
+	run(t, loop, 1)
+
+	rv := f.source.Create(configMap("ns", "a", "1"))
+	eventually(t, "requeue counted", func() bool { return gather().calls("requeue", "cm", "add", "requeue") == 1 })
+	// Step the fake clock until the requeue fires; the delay is measured from
+	// when the loop requeued, so any call it makes has seen a minute pass.
+	eventually(t, "redelivered", func() bool {
+		if len(h.snapshot()) == 2 {
+			return true
+		}
+		clock.Step(10 * time.Second)
+		return false
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if d := seen[1].Sub(seen[0]); d < time.Minute {
+		t.Errorf("redelivered after %s of clock time, want at least 1m", d)
+	}
+	c := h.snapshot()
+	if c[1].Type != kubehandler.WorkqueueAddEvent || c[1].rv() != rv || c[1].Retries != 0 {
+		t.Errorf("redelivery = %+v, want the same add with Retries 0", c[1])
+	}
+}
+
+// Failures are retried with growing backoff from the rate limiter, measured
+// on the loop's clock, and Event.Retries counts them.
+func TestRetriesBackOff(t *testing.T) {
+	f := newFixture(t)
+	clock := clocktesting.NewFakeClock(time.Now())
+	h := newRecorder(f.informer, "cm")
+	var mu sync.Mutex
+	var seen []time.Time
+	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, clock.Now())
+		if ev.Retries < 3 {
+			return errBoom
+		}
+		return nil
+	}
+	loop := kubehandler.NewEventLoop("backoff", kubehandler.WithClock(clock))
+	loop.Register(h)
+	run(t, loop, 1)
+	f.source.Create(configMap("ns", "a", "1"))
+	eventually(t, "four calls", func() bool {
+		if len(h.snapshot()) == 4 {
+			return true
+		}
+		clock.Step(time.Millisecond)
+		return false
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// The default limiter waits 5ms, 10ms, 20ms.
+	for i, want := range []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond} {
+		if d := seen[i+1].Sub(seen[i]); d < want {
+			t.Errorf("retry %d came after %s, want at least %s", i+1, d, want)
+		}
+	}
+	for i, c := range h.snapshot() {
+		if c.Retries != i {
+			t.Errorf("call %d: Retries = %d, want %d", i, c.Retries, i)
+		}
+	}
+}

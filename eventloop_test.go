@@ -1,0 +1,450 @@
+package kubehandler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/internal/memsource"
+)
+
+// Promise 1: one call in flight per key at threadiness 8, with calls slow
+// enough that overlapping would be seen, and the final state reached.
+func TestOneInFlightPerKey(t *testing.T) {
+	f := newFixture(t)
+	h := newRecorder(f.informer, "cm")
+	h.fn = func(context.Context, kubehandler.Event) error {
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		return nil
+	}
+	loop := kubehandler.NewEventLoop("one-in-flight")
+	loop.Register(h)
+	run(t, loop, 8)
+
+	names := make(map[cache.ObjectName]bool)
+	for i := range 20 {
+		names[cache.ObjectName{Namespace: "ns", Name: fmt.Sprint("cm-", i)}] = true
+		f.source.Create(configMap("ns", fmt.Sprint("cm-", i), "0"))
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			for v := range 50 {
+				f.source.Update(configMap("ns", fmt.Sprint("cm-", i), strconv.Itoa(v)))
+				time.Sleep(50 * time.Microsecond)
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, "final state of every key", func() bool { ok, _ := h.matchesSource("cm", f.source, names); return ok })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.overlaps) > 0 {
+		t.Fatalf("%d calls overlapped another call of the same key, first %s", len(h.overlaps), h.overlaps[0])
+	}
+	t.Logf("%d calls for %d keys", len(h.calls), len(names))
+}
+
+// Promise 2: a burst of 1,000 updates while the key's handler is busy costs
+// a handful of calls, and the last call sees the final object.
+func TestCoalescing(t *testing.T) {
+	f := newFixture(t)
+	h := newRecorder(f.informer, "cm")
+	started, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+		if first.CompareAndSwap(false, true) {
+			close(started)
+			<-release
+		}
+		return nil
+	}
+	loop := kubehandler.NewEventLoop("coalescing")
+	loop.Register(h)
+	run(t, loop, 4)
+
+	f.source.Create(configMap("ns", "busy", "0"))
+	<-started
+	var last string
+	for v := range 1000 {
+		last = f.source.Update(configMap("ns", "busy", strconv.Itoa(v+1)))
+	}
+	// Wait until the informer has delivered the last update to the loop,
+	// then let the busy call return.
+	eventually(t, "informer caught up", func() bool {
+		obj, ok, _ := f.informer.GetStore().GetByKey("ns/busy")
+		return ok && obj.(*corev1.ConfigMap).ResourceVersion == last
+	})
+	close(release)
+
+	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "busy"}
+	eventually(t, "a call with the final object", func() bool {
+		calls := h.callsFor(key)
+		return calls[len(calls)-1].rv() == last
+	})
+	calls := h.callsFor(key)
+	if len(calls) > 3 {
+		t.Errorf("1,000 updates cost %d calls, want at most 3: %+v", len(calls), calls)
+	}
+	if calls[0].Type != kubehandler.WorkqueueAddEvent {
+		t.Errorf("first call = %s, want add", calls[0].Type)
+	}
+	t.Logf("1,000 updates while busy: %d calls", len(calls))
+}
+
+// Promise 2: an object deleted and created again while its key waits is
+// dispatched as delete (with the old object), then add (with the new one).
+func TestDeleteThenRecreate(t *testing.T) {
+	f := newFixture(t)
+	h := newRecorder(f.informer, "cm")
+	block := make(chan struct{})
+	blocked := make(chan struct{}, 1)
+	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+		if ev.Type == kubehandler.WorkqueueUpdateEvent {
+			blocked <- struct{}{}
+			<-block
+		}
+		return nil
+	}
+	loop := kubehandler.NewEventLoop("recreate")
+	loop.Register(h)
+	run(t, loop, 2)
+
+	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "phoenix"}
+	f.source.Create(configMap("ns", "phoenix", "old"))
+	eventually(t, "add dispatched", func() bool { return len(h.callsFor(key)) == 1 })
+	f.source.Update(configMap("ns", "phoenix", "old-2"))
+	<-blocked // the update is in flight; what follows waits behind it
+	oldObj, _ := f.source.Get("ns", "phoenix")
+	oldUID := oldObj.(*corev1.ConfigMap).UID
+	f.source.Delete("ns", "phoenix")
+	f.source.Create(configMap("ns", "phoenix", "new"))
+	eventually(t, "informer saw the new object", func() bool {
+		obj, ok, _ := f.informer.GetStore().GetByKey("ns/phoenix")
+		return ok && obj.(*corev1.ConfigMap).UID != oldUID
+	})
+	close(block)
+	eventually(t, "delete and add dispatched", func() bool { return len(h.callsFor(key)) == 4 })
+
+	calls := h.callsFor(key)
+	types := []string{calls[0].Type, calls[1].Type, calls[2].Type, calls[3].Type}
+	want := []string{"add", "update", "delete", "add"}
+	if fmt.Sprint(types) != fmt.Sprint(want) {
+		t.Fatalf("calls = %v, want %v", types, want)
+	}
+	if got := calls[2].Object.(*corev1.ConfigMap); got.UID != oldUID || got.Data["value"] != "old-2" {
+		t.Errorf("delete carried %s %v, want the old object's final state", got.UID, got.Data)
+	}
+	if got := calls[3].Object.(*corev1.ConfigMap); got.UID == oldUID || got.Data["value"] != "new" {
+		t.Errorf("add carried %s %v, want the new object", got.UID, got.Data)
+	}
+}
+
+// Promises 3 and 4: handlers that fail (or panic) at random, 30% of calls,
+// while objects are created, updated and deleted concurrently, still end with
+// a successful call that reflects every object's final state.
+func TestRandomFailuresConverge(t *testing.T) {
+	for _, mode := range []string{"error", "panic"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t)
+			h := newRecorder(f.informer, "cm")
+			var mu sync.Mutex
+			rng := rand.New(rand.NewPCG(1, uint64(len(mode))))
+			var failures atomic.Int64
+			// succeeded holds, per key, the event of the last successful call.
+			succeeded := make(map[kubehandler.Key]call)
+			h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+				mu.Lock()
+				fail := rng.Float64() < 0.3
+				if !fail {
+					succeeded[ev.Key] = call{Type: ev.Type, Key: ev.Key, Object: ev.Object}
+				}
+				mu.Unlock()
+				if !fail {
+					return nil
+				}
+				failures.Add(1)
+				if mode == "panic" {
+					panic("random failure")
+				}
+				return errors.New("random failure")
+			}
+			loop := kubehandler.NewEventLoop("random-"+mode, fastRetries())
+			loop.Register(h)
+			run(t, loop, 4)
+
+			names := make(map[cache.ObjectName]bool)
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Go(func() {
+					r := rand.New(rand.NewPCG(uint64(w), 7))
+					for i := range 25 {
+						name := fmt.Sprintf("cm-%d-%d", w, i)
+						f.source.Create(configMap("ns", name, "0"))
+						for v := range r.IntN(5) {
+							f.source.Update(configMap("ns", name, strconv.Itoa(v+1)))
+						}
+						if r.IntN(3) == 0 {
+							f.source.Delete("ns", name)
+						}
+					}
+				})
+				for i := range 25 {
+					names[cache.ObjectName{Namespace: "ns", Name: fmt.Sprintf("cm-%d-%d", w, i)}] = true
+				}
+			}
+			wg.Wait()
+
+			eventually(t, "every key's last successful call reflects its final state", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				for n := range names {
+					key := kubehandler.Key{Kind: "cm", Namespace: n.Namespace, Name: n.Name}
+					c, ok := succeeded[key]
+					obj, exists := f.source.Get(n.Namespace, n.Name)
+					switch {
+					case exists && (!ok || c.Type == kubehandler.WorkqueueDeleteEvent || c.rv() != obj.(metav1.Object).GetResourceVersion()):
+						return false
+					case !exists && ok && c.Type != kubehandler.WorkqueueDeleteEvent:
+						return false
+					}
+				}
+				return true
+			})
+			// Once converged, the last call of each key is a success: no
+			// retry is left waiting that could dispatch a stale state.
+			if ok, why := h.matchesSource("cm", f.source, names); !ok {
+				t.Error(why)
+			}
+			if failures.Load() == 0 {
+				t.Fatal("no call failed; the test proves nothing")
+			}
+			t.Logf("%d calls, %d failed", len(h.snapshot()), failures.Load())
+		})
+	}
+}
+
+// Promise 4: a delete the informer only learns of by relisting
+// (cache.DeletedFinalStateUnknown) is dispatched as a delete carrying the
+// object's last known state.
+func TestTombstonesAreDeletes(t *testing.T) {
+	f := newFixture(t)
+	h := newRecorder(f.informer, "cm")
+	loop := kubehandler.NewEventLoop("tombstones")
+	loop.Register(h)
+	run(t, loop, 2)
+
+	f.source.Create(configMap("ns", "keep", "1"))
+	f.source.Create(configMap("ns", "gone", "1"))
+	rv := f.source.Update(configMap("ns", "gone", "last"))
+	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "gone"}
+	eventually(t, "update dispatched", func() bool {
+		calls := h.callsFor(key)
+		return len(calls) > 0 && calls[len(calls)-1].rv() == rv
+	})
+	f.source.DeleteUnseen("ns", "gone")
+	eventually(t, "delete dispatched", func() bool {
+		calls := h.callsFor(key)
+		return calls[len(calls)-1].Type == kubehandler.WorkqueueDeleteEvent
+	})
+	calls := h.callsFor(key)
+	final, ok := calls[len(calls)-1].Object.(*corev1.ConfigMap)
+	if !ok {
+		t.Fatalf("delete carried %T, want the unwrapped *ConfigMap", calls[len(calls)-1].Object)
+	}
+	if final.Data["value"] != "last" || final.ResourceVersion != rv {
+		t.Errorf("delete carried %v at rv %s, want the last known state (rv %s)", final.Data, final.ResourceVersion, rv)
+	}
+	if c := h.callsFor(kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "keep"}); c[len(c)-1].Type == kubehandler.WorkqueueDeleteEvent {
+		t.Error("an object still present was dispatched as deleted")
+	}
+}
+
+// Promise 7: periodic resyncs are dropped by default and delivered as
+// updates with WithResyncEvents, for typed and unstructured objects. Two
+// loops share one informer; the one that asks for resyncs proves they
+// happened.
+func TestResyncs(t *testing.T) {
+	tests := []struct {
+		name    string
+		newList func() runtime.Object
+		example runtime.Object
+		object  func(name string) runtime.Object
+	}{
+		{"typed", func() runtime.Object { return &corev1.ConfigMapList{} }, &corev1.ConfigMap{},
+			func(name string) runtime.Object { return configMap("ns", name, "1") }},
+		{"unstructured", func() runtime.Object { return &unstructured.UnstructuredList{} }, &unstructured.Unstructured{},
+			func(name string) runtime.Object { return unstructuredConfigMap("ns", name, "1") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixtureWith(t, time.Second, tt.newList, tt.example)
+			for i := range 3 {
+				f.source.Create(tt.object(fmt.Sprint("cm-", i)))
+			}
+			dropping := newRecorder(f.informer, "cm")
+			delivering := newRecorder(f.informer, "cm")
+			loopDrop := kubehandler.NewEventLoop("resync-dropped")
+			loopDrop.Register(dropping)
+			loopDeliver := kubehandler.NewEventLoop("resync-delivered", kubehandler.WithResyncEvents())
+			loopDeliver.Register(delivering)
+			run(t, loopDrop, 2)
+			run(t, loopDeliver, 2)
+
+			updates := func(r *recorder) int {
+				n := 0
+				for _, c := range r.snapshot() {
+					if c.Type == kubehandler.WorkqueueUpdateEvent {
+						n++
+					}
+				}
+				return n
+			}
+			eventually(t, "several resyncs delivered", func() bool { return updates(delivering) >= 6 })
+			if n := updates(dropping); n != 0 {
+				t.Errorf("default loop got %d resync updates, want 0", n)
+			}
+			// A real change still gets through the default loop.
+			changed := tt.object("cm-0")
+			metaObj := changed.(metav1.Object)
+			metaObj.SetLabels(map[string]string{"changed": "yes"})
+			f.source.Update(changed)
+			eventually(t, "real update delivered", func() bool { return updates(dropping) == 1 })
+		})
+	}
+}
+
+// Promise 6: on cancel, Run waits for the call in flight (whose context is
+// cancelled) to return, and leaves no goroutine behind.
+func TestRunWaitsForInFlightCalls(t *testing.T) {
+	f := newFixture(t)
+	h := newRecorder(f.informer, "cm")
+	sawCancel, release := make(chan struct{}), make(chan struct{})
+	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+		<-ctx.Done()
+		close(sawCancel)
+		<-release
+		return nil
+	}
+	loop := kubehandler.NewEventLoop("cancel")
+	loop.Register(h)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- loop.Run(ctx, 2) }()
+
+	f.source.Create(configMap("ns", "slow", "1"))
+	eventually(t, "call in flight", func() bool { return len(h.snapshot()) == 1 })
+	cancel()
+	<-sawCancel
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned (%v) while a call was in flight", err)
+	default:
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
+	}
+	goleak.VerifyNone(t, goleak.IgnoreCurrent())
+}
+
+// namelessHandler has no name: it gets its type's name (promise 8).
+type namelessHandler struct{ recorder }
+
+func TestEmptyNameDefaultsToTypeName(t *testing.T) {
+	f := newFixture(t)
+	h := &namelessHandler{*newRecorder(f.informer, "")}
+	loop := kubehandler.NewEventLoop("names")
+	loop.Register(h)
+	run(t, loop, 1)
+	f.source.Create(configMap("ns", "a", "1"))
+	eventually(t, "dispatched", func() bool { return len(h.snapshot()) == 1 })
+	if got := h.snapshot()[0].Key.Kind; got != "namelessHandler" {
+		t.Errorf("Key.Kind = %q, want namelessHandler", got)
+	}
+}
+
+// Promise 6: misuse makes Run return an error before it starts anything.
+func TestRunRejectsMisuse(t *testing.T) {
+	// An informer that is never started: a Run that got past its checks
+	// would wait for it forever, and none may start a goroutine.
+	informer := cache.NewSharedIndexInformer(memsource.New(func() runtime.Object { return &corev1.ConfigMapList{} }),
+		&corev1.ConfigMap{}, 0, cache.Indexers{})
+	f := &fixture{informer: informer}
+	var nilRecorder *recorder
+	tests := []struct {
+		name        string
+		handlers    []kubehandler.EventHandler
+		threadiness int
+		opts        []kubehandler.Option
+		want        string
+	}{
+		{"nil informer", []kubehandler.EventHandler{newRecorder(nil, "x")}, 1, nil, `handler "x" has no informer`},
+		{"typed nil informer", []kubehandler.EventHandler{&kubehandler.DefaultHandler{Name: "x", Informer: (*typedNilInformer)(nil)}}, 1, nil, `nil informer`},
+		{"nil handler", []kubehandler.EventHandler{nil}, 1, nil, "nil handler"},
+		{"typed nil handler", []kubehandler.EventHandler{nilRecorder}, 1, nil, "nil *kubehandler_test.recorder"},
+		{"duplicate names", []kubehandler.EventHandler{newRecorder(f.informer, "x"), newRecorder(f.informer, "x")}, 1, nil, `two handlers are named "x"`},
+		{"duplicate default names", []kubehandler.EventHandler{&namelessHandler{*newRecorder(f.informer, "")}, &namelessHandler{*newRecorder(f.informer, "")}}, 1, nil, `two handlers are named "namelessHandler"`},
+		{"zero threadiness", []kubehandler.EventHandler{newRecorder(f.informer, "x")}, 0, nil, "threadiness must be at least 1"},
+		{"negative threadiness", nil, -3, nil, "threadiness must be at least 1"},
+		{"negative timeout", nil, 1, []kubehandler.Option{kubehandler.WithHandlerTimeout(-time.Second)}, "must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			loop := kubehandler.NewEventLoop("misuse", tt.opts...)
+			for _, h := range tt.handlers {
+				loop.Register(h)
+			}
+			err := loop.Run(t.Context(), tt.threadiness)
+			if err == nil || !contains(err.Error(), tt.want) {
+				t.Fatalf("Run = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// typedNilInformer is a SharedInformer implementation whose nil pointer
+// would panic if used.
+type typedNilInformer struct{ cache.SharedIndexInformer }
+
+func TestSecondConcurrentRunFails(t *testing.T) {
+	f := newFixture(t)
+	loop := kubehandler.NewEventLoop("twice")
+	h := newRecorder(f.informer, "cm")
+	loop.Register(h)
+	r := run(t, loop, 1)
+	f.source.Create(configMap("ns", "a", "1"))
+	eventually(t, "first Run dispatching", func() bool { return len(h.snapshot()) == 1 })
+	if err := loop.Run(t.Context(), 1); err == nil || !contains(err.Error(), "already running") {
+		t.Fatalf("second Run = %v, want 'already running'", err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("first Run = %v", err)
+	}
+	// Once the first Run has returned, the loop may run again, and events
+	// that arrived in between are dispatched.
+	f.source.Update(configMap("ns", "a", "2"))
+	r = run(t, loop, 1)
+	eventually(t, "second Run dispatching", func() bool { return len(h.snapshot()) >= 2 })
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run after Run = %v", err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
