@@ -30,13 +30,15 @@ kubelab is running: kube-apiserver v1.37.1 and kube-controller-manager
 
 EOT
 if ! command -v kubectl >/dev/null; then
-  cat <<EOT
-kubectl is not installed here. The kubelab module can build and run it:
+  echo "kubectl is not installed here; the kubelab module builds the matching one:"
+else
+  echo "Or with a kubectl matching the server, built by the kubelab module:"
+fi
+cat <<EOT
 
-  (cd ${REPO_ROOT}/hack/kubelab && go run k8s.io/kubernetes/cmd/kubectl get namespaces)
+  (cd ${REPO_ROOT}/hack/kubelab && go tool kubectl get namespaces)
 
 EOT
-fi
 cat <<EOT
 Logs: ${dir}/*.log
 Control API: curl --unix-socket ${dir}/control.sock http://lab/status

@@ -23,6 +23,9 @@ func startEtcd(dir, logFile string) (*embed.Etcd, string, error) {
 	cfg.Name = "kubelab"
 	cfg.Dir = filepath.Join(dir, "etcd")
 	cfg.UnsafeNoFsync = true // test data: speed over durability
+	// A single member elects itself after one election timeout: keep it short.
+	cfg.TickMs = 10
+	cfg.ElectionMs = 100
 	cfg.Logger = "zap"
 	cfg.LogLevel = "warn"
 	cfg.LogOutputs = []string{logFile}
