@@ -38,39 +38,43 @@ type stage struct {
 //   - delete then add (the object came back) is kept as two stages: the
 //     delete is dispatched first, then the add.
 //
-// then is set only when first is a delete.
+// The second stage is set only when the first is a delete. The fields are
+// laid out by hand (types together) to keep entries small.
 type pendingEvents struct {
-	first, then stage
+	firstObj, thenObj interface{}
+	first, then       eventType
 }
 
 // push merges one newer event into p.
 func (p *pendingEvents) push(typ eventType, obj interface{}) {
 	switch {
 	case typ == deleteEvent:
-		p.first, p.then = stage{deleteEvent, obj}, stage{}
-	case p.first.typ == deleteEvent:
-		p.then = p.then.merge(typ, obj)
+		p.first, p.firstObj = deleteEvent, obj
+		p.then, p.thenObj = noEvent, nil
+	case p.first == deleteEvent:
+		p.then, p.thenObj = merge(p.then, typ), obj
 	default:
-		p.first = p.first.merge(typ, obj)
+		p.first, p.firstObj = merge(p.first, typ), obj
 	}
 }
 
-// merge folds a newer add or update into s. The result is an add if either
-// is an add (the handler has not yet seen the object exist), else an update;
-// the object is always the newer one.
-func (s stage) merge(typ eventType, obj interface{}) stage {
-	if s.typ == addEvent {
-		typ = addEvent
+// merge returns the type of a live (non-delete) event typ folded into one
+// of type prev: an add if either is an add (the handler has not yet seen the
+// object exist), else an update.
+func merge(prev, typ eventType) eventType {
+	if prev == addEvent {
+		return addEvent
 	}
-	return stage{typ, obj}
+	return typ
 }
 
 // pop removes and returns the event to dispatch now, and reports whether
 // another stage is left behind it.
 func (p *pendingEvents) pop() (s stage, more bool) {
-	s = p.first
-	p.first, p.then = p.then, stage{}
-	return s, p.first.typ != noEvent
+	s = stage{p.first, p.firstObj}
+	p.first, p.firstObj = p.then, p.thenObj
+	p.then, p.thenObj = noEvent, nil
+	return s, p.first != noEvent
 }
 
 // unpop puts a stage that was popped but must be dispatched again (it failed,
@@ -78,14 +82,14 @@ func (p *pendingEvents) pop() (s stage, more bool) {
 // and merges them in order, so the next dispatch reflects the newest state.
 func (p *pendingEvents) unpop(s stage) {
 	newer := *p
-	*p = pendingEvents{first: s}
-	if newer.first.typ != noEvent {
-		p.push(newer.first.typ, newer.first.obj)
+	*p = pendingEvents{first: s.typ, firstObj: s.obj}
+	if newer.first != noEvent {
+		p.push(newer.first, newer.firstObj)
 	}
-	if newer.then.typ != noEvent {
-		p.push(newer.then.typ, newer.then.obj)
+	if newer.then != noEvent {
+		p.push(newer.then, newer.thenObj)
 	}
 }
 
 // empty reports whether p has nothing to dispatch.
-func (p *pendingEvents) empty() bool { return p.first.typ == noEvent }
+func (p *pendingEvents) empty() bool { return p.first == noEvent }

@@ -17,11 +17,12 @@ import (
 // the deadline set with WithHandlerTimeout.
 var ErrHandlerTimeout = errors.New("handler call overran its timeout")
 
-// runner is one Run's dispatcher: a client-go rate-limiting workqueue of keys
-// and the workers that take keys from it.
+// runner is one Run's dispatcher: the entry queue, client-go's delaying and
+// rate-limiting queues around it, and the workers.
 type runner struct {
 	q      *workQueue
-	queue  workqueue.TypedRateLimitingInterface[Key]
+	base   *entryQueue
+	queue  workqueue.TypedRateLimitingInterface[*entry] // base, with AddAfter and AddRateLimited
 	logger logr.Logger
 
 	// ctx is the parent of every handler call's context; it is cancelled
@@ -33,34 +34,59 @@ type runner struct {
 	stopErr  error // set once, before cancel, by stop
 }
 
-func newRunner(ctx context.Context, q *workQueue, logger logr.Logger) *runner {
-	cfg := workqueue.TypedRateLimitingQueueConfig[Key]{Name: q.name, Clock: q.opts.clock}
+func newRunner(ctx context.Context, q *workQueue, logger logr.Logger, threadiness int) *runner {
+	base := newEntryQueue(&q.mu, q.opts.clock, threadiness, q.metrics, q.name)
+	// client-go's delaying queue counts workqueue_retries_total when it has
+	// a name and a provider; without WithMetrics it gets neither.
+	delayingCfg := workqueue.TypedDelayingQueueConfig[*entry]{Logger: &logger, Clock: q.opts.clock, Queue: base}
 	if q.metrics != nil {
-		cfg.MetricsProvider = queueMetrics{q.metrics}
+		delayingCfg.Name, delayingCfg.MetricsProvider = q.name, queueMetrics{q.metrics}
 	}
 	r := &runner{
-		q:      q,
-		queue:  workqueue.NewTypedRateLimitingQueueWithConfig(q.opts.rateLimiter, cfg),
+		q:    q,
+		base: base,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig[*entry](keyLimiter{q.opts.rateLimiter},
+			workqueue.TypedRateLimitingQueueConfig[*entry]{
+				Clock:         q.opts.clock,
+				DelayingQueue: workqueue.NewTypedDelayingQueueWithConfig(delayingCfg),
+			}),
 		logger: logger,
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	return r
 }
 
+// keyLimiter applies the user's rate limiter, which knows Keys, to entries.
+type keyLimiter struct {
+	limiter workqueue.TypedRateLimiter[Key]
+}
+
+func (l keyLimiter) When(e *entry) time.Duration { return l.limiter.When(e.key) }
+func (l keyLimiter) Forget(e *entry)             { l.limiter.Forget(e.key) }
+func (l keyLimiter) NumRequeues(e *entry) int    { return l.limiter.NumRequeues(e.key) }
+
 // run starts threadiness workers and returns once the context is done and
 // every worker has returned: no handler call outlives it (promise 6).
 func (r *runner) run(threadiness int) error {
 	var wg sync.WaitGroup
-	for range threadiness {
-		wg.Go(r.work)
+	for i := range threadiness {
+		wg.Go(func() { r.work(i) })
+	}
+	if r.base.series != nil {
+		wg.Go(r.reportUnfinishedWork)
 	}
 	<-r.ctx.Done()
-	// Stop taking work: workers drain what Get still hands out without
-	// dispatching it (its events stay pending), and return.
+	// Stop taking work; entries still queued keep their events.
 	r.queue.ShutDown()
 	wg.Wait()
 	r.cancel()
 	return r.stopErr
+}
+
+// shutDown ends a runner that never started its workers.
+func (r *runner) shutDown() {
+	r.cancel()
+	r.queue.ShutDown()
 }
 
 // stop ends the Run with err (ErrorActionStop, or a worker that crashed).
@@ -71,8 +97,25 @@ func (r *runner) stop(err error) {
 	})
 }
 
-// work is a worker: it dispatches keys until the queue shuts down.
-func (r *runner) work() {
+// unfinishedWorkPeriod is how often the unfinished-work metrics are updated,
+// as in client-go's workqueue.
+const unfinishedWorkPeriod = 500 * time.Millisecond
+
+func (r *runner) reportUnfinishedWork() {
+	t := r.q.opts.clock.NewTicker(unfinishedWorkPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C():
+			r.base.updateUnfinishedWork()
+		case <-r.ctx.Done():
+			return
+		}
+	}
+}
+
+// work is worker i: it dispatches entries until the queue shuts down.
+func (r *runner) work(i int) {
 	defer func() {
 		// Handler panics are recovered in call; reaching here is a bug in
 		// the loop itself. Stop the Run rather than lose a worker silently.
@@ -83,47 +126,120 @@ func (r *runner) work() {
 		}
 	}()
 	for {
-		key, shutdown := r.queue.Get()
+		e, s, shutdown := r.next(i)
 		if shutdown {
 			return
 		}
-		r.process(key)
+		var o outcome
+		if s.typ != noEvent {
+			o = r.dispatch(e, s)
+		}
+		r.finish(i, e, o)
 	}
 }
 
-// process dispatches the pending event of key, then marks it Done so that
-// the workqueue may hand it out again.
-func (r *runner) process(key Key) {
-	defer r.queue.Done(key)
-	if r.ctx.Err() != nil {
-		return // stopping: the key's events stay pending for the next Run
+// next takes the next queued entry and pops the event it dispatches now,
+// under one lock. s is empty when the entry has nothing to dispatch (a
+// delayed requeue of an entry whose events were handled since). When a
+// second stage (the add after a delete) is left, the entry is marked to be
+// queued again once this call is done.
+func (r *runner) next(i int) (e *entry, s stage, shutdown bool) {
+	q := r.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, shutdown = r.base.getLocked()
+	if shutdown {
+		return nil, stage{}, true
 	}
-	s, ok := r.q.take(key)
-	if !ok {
-		return // a delayed requeue of a key whose events were already handled
+	if !e.events.empty() {
+		var more bool
+		s, more = e.events.pop()
+		if more {
+			r.base.addLocked(e)
+		} else {
+			q.waiting--
+		}
 	}
-	fn, metrics := r.q.handler(key.Kind, s.typ)
+	r.base.start(i, e)
+	return e, s, false
+}
+
+// outcome is what a call's result asks of the queue.
+type outcome struct {
+	putBack  bool  // return the event to the entry, in front of newer ones
+	ev       stage // the event, when putBack
+	release  bool  // a delete was handled: retire the entry if idle
+	limited  bool  // requeue through the rate limiter
+	after    time.Duration
+	requeued bool // requeue after after
+}
+
+// finish applies o and marks e done, under one lock, then schedules the
+// requeue o asks for.
+func (r *runner) finish(i int, e *entry, o outcome) {
+	q := r.q
+	q.mu.Lock()
+	if o.putBack {
+		if e.events.empty() {
+			q.waiting++
+		}
+		e.events.unpop(o.ev)
+	}
+	if o.release && e.events.empty() && !e.removed {
+		// Retire the entry: a later event for the key makes a new one, and
+		// a delayed requeue of this one that still fires finds nothing.
+		delete(q.entries, e.key)
+		e.removed = true
+	}
+	r.base.finish(i)
+	q.mu.Unlock()
+	switch {
+	case o.limited:
+		r.queue.AddRateLimited(e)
+	case o.requeued:
+		r.queue.AddAfter(e, o.after)
+	}
+}
+
+// dispatch calls the handler of event s of e and returns what to do next.
+func (r *runner) dispatch(e *entry, s stage) outcome {
+	fn, metrics := r.q.handler(e.key.Kind, s.typ)
 	if fn == nil {
-		r.queue.Forget(key)
-		r.logger.V(4).Info("No handler registered; event dropped", "key", key, "event", s.typ)
-		return
+		r.forget(e)
+		r.logger.V(4).Info("No handler registered; event dropped", "key", e.key, "event", s.typ)
+		return outcome{release: s.typ == deleteEvent}
 	}
-	ev := Event{Type: s.typ.String(), Key: key, Object: s.obj, Retries: r.queue.NumRequeues(key)}
-	ctx := newCallContext(r.ctx, r.logger, ev)
+	ctx := &callContext{runner: r, entry: e, obj: s.obj, typ: s.typ, retries: e.retries}
 	var start time.Time
 	if metrics != nil {
 		start = r.q.opts.clock.Now()
 	}
-	err := r.call(ctx, fn, key)
-	result := r.settle(ctx, key, s, ev.Retries, err)
+	err := r.call(ctx, fn, e.key)
+	o, result := r.settle(ctx, e, s, err)
 	if metrics != nil {
 		metrics.observe(s.typ, result, r.q.opts.clock.Since(start).Seconds())
+	}
+	return o
+}
+
+// forget resets e's retries and its backoff in the rate limiter. A key that
+// never failed has nothing in the limiter, which spares the common case the
+// limiter's lock.
+func (r *runner) forget(e *entry) {
+	if e.retries > 0 {
+		r.queue.Forget(e)
+		e.retries = 0
 	}
 }
 
 // call runs one handler call, turning a panic or an overrun deadline into an
 // error (promise 4).
 func (r *runner) call(ctx context.Context, fn WorkQueueHandler, key Key) (err error) {
+	if logrContextKey == nil {
+		// logr's context key was not found (see handler.go): attach the
+		// call's logger the ordinary way.
+		ctx = logr.NewContext(ctx, ctx.(*callContext).log())
+	}
 	if timeout := r.q.opts.handlerTimeout; timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -158,19 +274,19 @@ func (e *timeoutError) Error() string {
 
 func (e *timeoutError) Unwrap() []error { return []error{ErrHandlerTimeout, e.err} }
 
-// settle acts on the outcome of a call of event s of key: forget the key,
-// requeue it, retry it or stop the loop, and returns the result to count.
-func (r *runner) settle(ctx context.Context, key Key, s stage, retries int, err error) callResult {
+// settle decides, from the outcome of a call of event s of e, whether to
+// forget the key, requeue it, retry it or stop the loop, and returns that and
+// the result to count.
+func (r *runner) settle(ctx context.Context, e *entry, s stage, err error) (outcome, callResult) {
+	done := outcome{release: s.typ == deleteEvent}
 	if err == nil {
-		r.queue.Forget(key)
-		return callSuccess
+		r.forget(e)
+		return done, callSuccess
 	}
 	var requeue *requeueAfterError
 	if errors.As(err, &requeue) {
-		r.queue.Forget(key)
-		r.q.putBack(key, s)
-		r.queue.AddAfter(key, requeue.after)
-		return callRequeue
+		r.forget(e)
+		return outcome{putBack: true, ev: s, requeued: true, after: requeue.after}, callRequeue
 	}
 
 	result := callError
@@ -187,30 +303,31 @@ func (r *runner) settle(ctx context.Context, key Key, s stage, retries int, err 
 	if r.ctx.Err() != nil {
 		// Run is stopping and the call most likely failed because of it:
 		// keep the event for the next Run, whatever the ErrorHandler says.
-		r.q.putBack(key, s)
-		return result
+		return outcome{putBack: true, ev: s}, result
 	}
 	if IsTerminal(err) {
-		r.queue.Forget(key)
+		r.forget(e)
 		utilruntime.HandleErrorWithContext(ctx, err, "Handler failed with a terminal error; event dropped")
-		return callTerminal
+		return done, callTerminal
 	}
-	switch action := r.q.opts.errorHandler(key, retries, err); action {
+	retries := int(e.retries)
+	switch action := r.q.opts.errorHandler(e.key, retries, err); action {
 	case ErrorActionIgnore:
-		r.queue.Forget(key)
+		r.forget(e)
 		utilruntime.HandleErrorWithContext(ctx, err, "Handler failed; error ignored", "retries", retries)
+		return done, result
 	case ErrorActionStop:
 		utilruntime.HandleErrorWithContext(ctx, err, "Handler failed; stopping", "retries", retries)
-		r.stop(fmt.Errorf("kubehandler: queue %q: %s failed after %d retries: %w", r.q.name, key, retries, err))
+		r.stop(fmt.Errorf("kubehandler: queue %q: %s failed after %d retries: %w", r.q.name, e.key, retries, err))
+		return outcome{}, result
 	default:
 		if action != ErrorActionRetry {
 			r.logger.Error(nil, "Unknown ErrorAction; retrying", "action", action)
 		}
-		r.q.putBack(key, s)
-		r.queue.AddRateLimited(key)
 		if result != callPanic {
 			utilruntime.HandleErrorWithContext(ctx, err, "Handler failed; will retry", "retries", retries)
 		}
+		e.retries++
+		return outcome{putBack: true, ev: s, limited: true}, result
 	}
-	return result
 }

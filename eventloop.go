@@ -60,7 +60,7 @@ func (l *eventLoop) Register(h EventHandler) {
 	if !l.running {
 		return
 	}
-	if _, err := l.hook(h, nil); err != nil {
+	if _, _, err := l.hook(h); err != nil {
 		utilruntime.HandleError(fmt.Errorf("kubehandler: queue %q: handler registered while running was refused: %w", l.q.name, err))
 	}
 }
@@ -70,17 +70,19 @@ func (l *eventLoop) Run(ctx context.Context, threadiness int) error {
 		return err
 	}
 	defer l.q.running.Store(false)
-	synced, err := l.start()
+	checkers, synced, err := l.start()
 	if err != nil {
 		return err
 	}
 	defer l.stop()
-	return l.q.run(ctx, threadiness, synced)
+	return l.q.run(ctx, threadiness, checkers, synced)
 }
 
 // start validates every registered handler, then hooks each to its informer.
-// On error nothing stays hooked.
-func (l *eventLoop) start() (synced []cache.InformerSynced, err error) {
+// It returns what Run must wait for: each registration's sync (delivered
+// through a channel) and the handlers' own Synced functions. On error nothing
+// stays hooked.
+func (l *eventLoop) start() (checkers []cache.DoneChecker, synced []cache.InformerSynced, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.names = make(map[string]bool, len(l.handlers))
@@ -97,22 +99,28 @@ func (l *eventLoop) start() (synced []cache.InformerSynced, err error) {
 		l.names[name] = true
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, errors.Join(errs...))
+		return nil, nil, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, errors.Join(errs...))
 	}
 	l.names = make(map[string]bool, len(l.handlers))
 	l.running = true
 	for _, h := range l.handlers {
-		if synced, err = l.hook(h, synced); err != nil {
+		reg, s, err := l.hook(h)
+		if err != nil {
 			l.unhookLocked()
-			return nil, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, err)
+			return nil, nil, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, err)
+		}
+		checkers = append(checkers, reg.HasSyncedChecker())
+		if s != nil {
+			synced = append(synced, s)
 		}
 	}
-	return synced, nil
+	return checkers, synced, nil
 }
 
 // hook registers h's callbacks on the queue and its event handler on its
-// informer, and appends what Run must wait for to synced. l.mu must be held.
-func (l *eventLoop) hook(h EventHandler, synced []cache.InformerSynced) (_ []cache.InformerSynced, err error) {
+// informer, and returns the registration and h's Synced function (maybe
+// nil). l.mu must be held.
+func (l *eventLoop) hook(h EventHandler) (_ cache.ResourceEventHandlerRegistration, _ cache.InformerSynced, err error) {
 	// A handler's methods are user code: a panic (a nil pointer inside an
 	// interface, say) becomes an error, not a crash (promise 6).
 	defer func() {
@@ -122,10 +130,10 @@ func (l *eventLoop) hook(h EventHandler, synced []cache.InformerSynced) (_ []cac
 	}()
 	name, err := handlerName(h)
 	if err != nil {
-		return synced, err
+		return nil, nil, err
 	}
 	if l.names[name] {
-		return synced, fmt.Errorf("two handlers are named %q; give each a unique name", name)
+		return nil, nil, fmt.Errorf("two handlers are named %q; give each a unique name", name)
 	}
 	informer := h.GetInformer()
 	l.q.register(name, addEvent, h.AddFunc)
@@ -133,14 +141,11 @@ func (l *eventLoop) hook(h EventHandler, synced []cache.InformerSynced) (_ []cac
 	l.q.register(name, deleteEvent, h.DeleteFunc)
 	reg, err := informer.AddEventHandler(&informerHandler{q: l.q, kind: name, resyncs: l.q.opts.resyncEvents})
 	if err != nil {
-		return synced, fmt.Errorf("handler %q: adding an event handler to its informer: %w", name, err)
+		return nil, nil, fmt.Errorf("handler %q: adding an event handler to its informer: %w", name, err)
 	}
 	l.names[name] = true
 	l.hooked = append(l.hooked, hooked{informer: informer, registration: reg})
-	if s := h.GetSynced(); s != nil {
-		synced = append(synced, s)
-	}
-	return append(synced, reg.HasSynced), nil
+	return reg, h.GetSynced(), nil
 }
 
 // stop detaches every handler of the Run from its informer, and waits until

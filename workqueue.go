@@ -7,9 +7,11 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
@@ -54,10 +56,15 @@ func NewWorkQueue(name string, opts ...Option) WorkQueue {
 	return newWorkQueue(name, opts)
 }
 
-// workQueue implements WorkQueue. Its pending map is the source of truth for
-// what each key still has to dispatch; the client-go workqueue of the Run in
-// progress only orders keys, keeps one in flight per key (promise 1) and
-// times retries.
+// workQueue implements WorkQueue. Each key has an entry holding its pending
+// events, merged (promise 2). The client-go workqueue of the Run in progress
+// holds entries, not Keys: it orders them, keeps one in flight per entry, and
+// times retries, while hashing a pointer instead of three strings. An entry
+// stays the key's only entry from its first event until a delete of the key
+// has been handled and nothing is pending, so one entry in flight means one
+// key in flight (promise 1). Keeping the entries of live objects (about 200
+// bytes each, beside the informer's cached objects) spares the update path an
+// allocation and two map writes.
 type workQueue struct {
 	name    string
 	opts    options
@@ -65,15 +72,30 @@ type workQueue struct {
 	err     error // what newWorkQueue found wrong; Run returns it
 
 	mu      sync.Mutex
-	pending map[Key]*pendingEvents
-	free    []*pendingEvents // recycled entries, to spare the dispatch path an allocation
-	active  *runner          // the Run in progress, nil when none
+	entries map[Key]*entry
+	waiting int     // entries with pending events: Length
+	active  *runner // the Run in progress, nil when none
 	synced  []cache.InformerSynced
 
 	kindsMu sync.Mutex                       // serialises writers of kinds
 	kinds   atomic.Pointer[map[string]*kind] // copied on write; read on every dispatch
 
 	running atomic.Bool
+}
+
+// entry is one key's place in the queue.
+type entry struct {
+	key Key
+
+	// Guarded by workQueue.mu:
+	events     pendingEvents
+	removed    bool // no longer the key's entry
+	dirty      bool // needs processing (client-go's dirty set)
+	processing bool // a worker has it (client-go's processing set)
+
+	// retries counts the failures retried since the key last succeeded; only
+	// the worker holding the entry reads or writes it.
+	retries int32
 }
 
 // kind is what is registered for one kind: a handler per event type.
@@ -86,7 +108,7 @@ func newWorkQueue(name string, opts []Option) *workQueue {
 	q := &workQueue{
 		name:    name,
 		opts:    newOptions(opts),
-		pending: make(map[Key]*pendingEvents),
+		entries: make(map[Key]*entry),
 	}
 	q.err = errors.Join(q.opts.errs...)
 	if q.opts.registerer != nil {
@@ -125,7 +147,7 @@ func (q *workQueue) AddSynced(synced cache.InformerSynced) {
 func (q *workQueue) Length() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.pending)
+	return q.waiting
 }
 
 // register sets the handler of events of type t of kind name.
@@ -154,7 +176,8 @@ func (q *workQueue) handler(name string, t eventType) (WorkQueueHandler, *handle
 }
 
 // enqueue merges an event into its key's pending events and, during a Run,
-// queues the key. Informer events take this path: no rate limiter (promise 5).
+// queues the key's entry. Informer events take this path: no rate limiter
+// (promise 5).
 func (q *workQueue) enqueue(kind string, t eventType, obj interface{}) {
 	namespace, name, object, err := objectKey(obj)
 	if err != nil {
@@ -163,74 +186,19 @@ func (q *workQueue) enqueue(kind string, t eventType, obj interface{}) {
 	}
 	key := Key{Kind: kind, Namespace: namespace, Name: name}
 	q.mu.Lock()
-	p := q.pending[key]
-	if p == nil {
-		p = q.newPending()
-		q.pending[key] = p
+	e := q.entries[key]
+	if e == nil {
+		e = &entry{key: key}
+		q.entries[key] = e
 	}
-	p.push(t, object)
-	active := q.active
+	if e.events.empty() {
+		q.waiting++
+	}
+	e.events.push(t, object)
+	if q.active != nil {
+		q.active.base.addLocked(e)
+	}
 	q.mu.Unlock()
-	if active != nil {
-		active.queue.Add(key)
-	}
-}
-
-// take removes and returns the event key dispatches now. When a second stage
-// (the add after a delete) is left, the key is queued again: it is in flight,
-// so the workqueue hands it out once this call is Done.
-func (q *workQueue) take(key Key) (stage, bool) {
-	q.mu.Lock()
-	p := q.pending[key]
-	if p == nil {
-		q.mu.Unlock()
-		return stage{}, false
-	}
-	s, more := p.pop()
-	if !more {
-		delete(q.pending, key)
-		q.recycle(p)
-	}
-	active := q.active
-	q.mu.Unlock()
-	if more && active != nil {
-		active.queue.Add(key)
-	}
-	return s, true
-}
-
-// putBack returns a taken event to key's pending events, in front of those
-// that arrived while it was being handled.
-func (q *workQueue) putBack(key Key, s stage) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	p := q.pending[key]
-	if p == nil {
-		p = q.newPending()
-		q.pending[key] = p
-	}
-	p.unpop(s)
-}
-
-// newPending returns an empty entry. q.mu must be held.
-func (q *workQueue) newPending() *pendingEvents {
-	if n := len(q.free); n > 0 {
-		p := q.free[n-1]
-		q.free = q.free[:n-1]
-		return p
-	}
-	return &pendingEvents{}
-}
-
-// maxFree bounds the recycled entries kept, so a burst does not pin memory.
-const maxFree = 4096
-
-// recycle keeps an emptied entry for reuse. q.mu must be held.
-func (q *workQueue) recycle(p *pendingEvents) {
-	*p = pendingEvents{}
-	if len(q.free) < maxFree {
-		q.free = append(q.free, p)
-	}
 }
 
 // Run implements WorkQueue.
@@ -242,7 +210,7 @@ func (q *workQueue) Run(ctx context.Context, threadiness int) error {
 	q.mu.Lock()
 	synced := append([]cache.InformerSynced(nil), q.synced...)
 	q.mu.Unlock()
-	return q.run(ctx, threadiness, synced)
+	return q.run(ctx, threadiness, nil, synced)
 }
 
 // claim checks what makes a Run impossible and marks the queue running. It
@@ -269,38 +237,80 @@ func (q *workQueue) logger(ctx context.Context) logr.Logger {
 	return logger.WithValues("queue", q.name)
 }
 
-// run waits for synced, then dispatches until ctx is done or a handler's
-// error stops the loop. The caller has claimed the queue.
-func (q *workQueue) run(ctx context.Context, threadiness int, synced []cache.InformerSynced) error {
+// run waits for checkers and synced, then dispatches until ctx is done or a
+// handler's error stops the loop. The caller has claimed the queue.
+func (q *workQueue) run(ctx context.Context, threadiness int, checkers []cache.DoneChecker, synced []cache.InformerSynced) error {
 	logger := q.logger(ctx)
 	ctx = klog.NewContext(ctx, logger)
-	if len(synced) > 0 {
-		logger.V(2).Info("Waiting for caches to sync")
-		if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-			// Only a cancelled ctx ends the wait early: a normal shutdown.
-			return nil
-		}
-		logger.V(2).Info("Caches are synced")
-	}
-	r := newRunner(ctx, q, logger)
+	// The queue takes events from now on, so that the initial list is
+	// queued as it arrives, not in one go once the caches have synced.
+	r := newRunner(ctx, q, logger, threadiness)
 	q.mu.Lock()
 	q.active = r
-	for key := range q.pending {
-		r.queue.Add(key)
+	for _, e := range q.entries {
+		if !e.events.empty() {
+			r.base.addLocked(e)
+		}
 	}
 	q.mu.Unlock()
 
-	logger.V(2).Info("Starting workers", "count", threadiness)
-	err := r.run(threadiness)
-	logger.V(2).Info("Workers stopped")
+	var err error
+	if waitForSync(ctx, logger, checkers, synced) {
+		logger.V(2).Info("Starting workers", "count", threadiness)
+		err = r.run(threadiness)
+		logger.V(2).Info("Workers stopped")
+	} else {
+		// Only a cancelled ctx ends the wait early: a normal shutdown.
+		r.shutDown()
+	}
 
 	q.mu.Lock()
 	q.active = nil
+	resetEntries(q.entries)
 	if err != nil {
 		// ErrorActionStop: what is still queued is discarded; a restarted
 		// controller relists it.
-		clear(q.pending)
+		for _, e := range q.entries {
+			e.removed = true
+		}
+		clear(q.entries)
+		q.waiting = 0
 	}
 	q.mu.Unlock()
 	return err
+}
+
+// syncPollPeriod is how often waitForSync polls InformerSynced functions;
+// they are usually true already once the checkers are done.
+const syncPollPeriod = 10 * time.Millisecond
+
+// waitForSync waits until every checker is done (without polling: informer
+// registrations close a channel once their initial list is delivered), then
+// until every synced function returns true. It returns false if ctx ends
+// first.
+func waitForSync(ctx context.Context, logger logr.Logger, checkers []cache.DoneChecker, synced []cache.InformerSynced) bool {
+	if len(checkers) == 0 && len(synced) == 0 {
+		return true
+	}
+	logger.V(2).Info("Waiting for caches to sync")
+	for _, c := range checkers {
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			return false
+		}
+	}
+	allSynced := func(context.Context) (bool, error) {
+		for _, s := range synced {
+			if !s() {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	if err := wait.PollUntilContextCancel(ctx, syncPollPeriod, true, allSynced); err != nil {
+		return false
+	}
+	logger.V(2).Info("Caches are synced")
+	return true
 }

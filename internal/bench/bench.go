@@ -1,0 +1,379 @@
+// Package bench measures kubehandler's EventLoop beside a plain client-go
+// workqueue loop on the same informer workload, in one process and one run,
+// so that the figures are ratios on the same machine at the same moment.
+//
+// Every workload uses a real SharedIndexInformer over an in-memory source of
+// ConfigMaps (internal/memsource) and threadiness 4. The plain loop is the
+// one client-go's documentation and sample-controller teach: Add the object's
+// cache.ObjectName to a typed rate-limiting workqueue on every informer
+// event; workers Get, handle, Forget (or AddRateLimited on error) and Done. It
+// comes in two forms: one starting its workers at once, one waiting for the
+// informer to sync first, as sample-controller and kubehandler do.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/internal/memsource"
+)
+
+// Threadiness is the number of workers of every loop measured.
+const Threadiness = 4
+
+// Impl is a dispatcher under test.
+type Impl string
+
+const (
+	Kubehandler   Impl = "kubehandler"
+	Plain         Impl = "plain"          // workers start at once
+	PlainWaitSync Impl = "plain-waitsync" // workers start once the informer has synced
+)
+
+// Impls are the dispatchers, in the order they are reported.
+var Impls = []Impl{Kubehandler, Plain, PlainWaitSync}
+
+// handlerFunc is the work done per call: the same function for every Impl.
+type handlerFunc func(ctx context.Context, namespace, name string) error
+
+// start runs impl's dispatcher over informer with handler until the returned
+// stop is called; stop returns once every worker has returned.
+func start(impl Impl, informer cache.SharedIndexInformer, handler handlerFunc) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	switch impl {
+	case Kubehandler:
+		loop := kubehandler.NewEventLoop("bench")
+		loop.Register(&benchHandler{
+			DefaultHandler: kubehandler.DefaultHandler{Name: "configmaps", Informer: informer},
+			handle:         handler,
+		})
+		wg.Go(func() {
+			if err := loop.Run(ctx, Threadiness); err != nil {
+				panic(err)
+			}
+		})
+	case Plain, PlainWaitSync:
+		stopLoop := startPlain(ctx, informer, handler, impl == PlainWaitSync)
+		wg.Go(stopLoop)
+	default:
+		panic("unknown impl " + impl)
+	}
+	wg.Go(func() { informer.RunWithContext(ctx) })
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+type benchHandler struct {
+	kubehandler.DefaultHandler
+	handle handlerFunc
+}
+
+func (h *benchHandler) AddFunc(ctx context.Context, namespace, name string) error {
+	return h.handle(ctx, namespace, name)
+}
+
+func (h *benchHandler) UpdateFunc(ctx context.Context, namespace, name string) error {
+	return h.handle(ctx, namespace, name)
+}
+
+func (h *benchHandler) DeleteFunc(ctx context.Context, namespace, name string) error {
+	return h.handle(ctx, namespace, name)
+}
+
+// startPlain starts the plain client-go loop and returns a function that
+// waits for it to stop after ctx is cancelled.
+func startPlain(ctx context.Context, informer cache.SharedIndexInformer, handler handlerFunc, waitSync bool) func() {
+	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
+		workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "plain"})
+	enqueue := func(obj interface{}) {
+		name, err := cache.DeletionHandlingObjectToName(obj)
+		if err != nil {
+			panic(err)
+		}
+		queue.Add(name)
+	}
+	reg, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, newObj interface{}) { enqueue(newObj) },
+		DeleteFunc: enqueue,
+	})
+	if err != nil {
+		panic(err)
+	}
+	processNext := func() bool {
+		name, shutdown := queue.Get()
+		if shutdown {
+			return false
+		}
+		defer queue.Done(name)
+		if err := handler(ctx, name.Namespace, name.Name); err != nil {
+			queue.AddRateLimited(name)
+			return true
+		}
+		queue.Forget(name)
+		return true
+	}
+	return func() {
+		defer func() { _ = cache.ShutDownEventHandler(informer, reg) }()
+		if waitSync && !cache.WaitFor(ctx, "", reg.HasSyncedChecker()) {
+			queue.ShutDown()
+			return
+		}
+		var wg sync.WaitGroup
+		for range Threadiness {
+			wg.Go(func() {
+				for processNext() {
+				}
+			})
+		}
+		<-ctx.Done()
+		queue.ShutDown()
+		wg.Wait()
+	}
+}
+
+func newSource() *memsource.Source {
+	return memsource.New(func() kruntime.Object { return &corev1.ConfigMapList{} })
+}
+
+func newInformer(s *memsource.Source) cache.SharedIndexInformer {
+	return cache.NewSharedIndexInformer(s, &corev1.ConfigMap{}, 0, cache.Indexers{})
+}
+
+func configMap(i, version int) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: "cm-" + strconv.Itoa(i)},
+		Data:       map[string]string{"version": strconv.Itoa(version)},
+	}
+}
+
+// ListResult is the outcome of InitialList.
+type ListResult struct {
+	Objects          int
+	Elapsed          time.Duration
+	AllocsPerObject  float64
+	ObjectsPerSecond float64
+	// CPUPerObject is the process's CPU time (user and system, all
+	// threads, GC included) per object: steadier than the wall time on a
+	// shared machine, and what the wall time is made of on a small one.
+	CPUPerObject time.Duration
+}
+
+// InitialList measures the time from starting the informer and the loop
+// until the handler has been called once for each of n existing objects,
+// and the heap allocations made meanwhile per object (informer included,
+// which is the same for every Impl).
+func InitialList(impl Impl, n int) ListResult {
+	s := newSource()
+	for i := range n {
+		s.Create(configMap(i, 0))
+	}
+	informer := newInformer(s)
+	var calls atomic.Int64
+	done := make(chan struct{})
+	handler := func(ctx context.Context, namespace, name string) error {
+		if calls.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpuBefore := cpuTime()
+	began := time.Now()
+	stop := start(impl, informer, handler)
+	<-done
+	elapsed := time.Since(began)
+	cpu := cpuTime() - cpuBefore
+	runtime.ReadMemStats(&after)
+	stop()
+	return ListResult{
+		Objects:          n,
+		Elapsed:          elapsed,
+		AllocsPerObject:  float64(after.Mallocs-before.Mallocs) / float64(n),
+		ObjectsPerSecond: float64(n) / elapsed.Seconds(),
+		CPUPerObject:     cpu / time.Duration(n),
+	}
+}
+
+// StormResult is the outcome of UpdateStorm.
+type StormResult struct {
+	Updates int
+	Calls   int64
+	// Final reports whether every key's last call saw its final version.
+	Final   bool
+	Elapsed time.Duration
+}
+
+// UpdateStorm creates keys objects, waits until each has been handled, then
+// updates each updates times (round robin, as fast as the source takes them)
+// with a handler that reads the object from the informer's cache and works
+// for work. It counts the handler calls the updates caused and checks that
+// every key's last call saw its final version.
+func UpdateStorm(impl Impl, keys, updates int, work time.Duration) StormResult {
+	s := newSource()
+	for i := range keys {
+		s.Create(configMap(i, 0))
+	}
+	informer := newInformer(s)
+	var calls atomic.Int64
+	var mu sync.Mutex
+	lastSeen := make(map[string]string, keys) // name -> data version of the last call
+	handler := func(ctx context.Context, namespace, name string) error {
+		calls.Add(1)
+		obj, exists, err := informer.GetStore().GetByKey(namespace + "/" + name)
+		if err != nil || !exists {
+			return fmt.Errorf("%s/%s not in the cache: %v", namespace, name, err)
+		}
+		version := obj.(*corev1.ConfigMap).Data["version"]
+		mu.Lock()
+		lastSeen[name] = version
+		mu.Unlock()
+		time.Sleep(work)
+		return nil
+	}
+	stop := start(impl, informer, handler)
+	defer stop()
+	allAt := func(version string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(lastSeen) < keys {
+			return false
+		}
+		for _, v := range lastSeen {
+			if v != version {
+				return false
+			}
+		}
+		return true
+	}
+	waitUntil(func() bool { return allAt("0") && calls.Load() >= int64(keys) })
+	calls.Store(0)
+
+	began := time.Now()
+	for v := 1; v <= updates; v++ {
+		for i := range keys {
+			s.Update(configMap(i, v))
+		}
+	}
+	final := waitUntil(func() bool { return allAt(strconv.Itoa(updates)) })
+	// Let any call still queued behind the final one happen before counting.
+	time.Sleep(50 * time.Millisecond)
+	return StormResult{Updates: keys * updates, Calls: calls.Load(), Final: final && allAt(strconv.Itoa(updates)), Elapsed: time.Since(began)}
+}
+
+// LatencyResult is the outcome of Latency.
+type LatencyResult struct {
+	Events        int
+	Handled       int
+	P50, P90, P99 time.Duration
+}
+
+// Latency updates objects at rate events per second for duration and
+// measures, for every version a handler sees, the time from the update to
+// the start of the call.
+func Latency(impl Impl, rate int, duration time.Duration) LatencyResult {
+	const keys = 1000
+	s := newSource()
+	for i := range keys {
+		s.Create(configMap(i, 0))
+	}
+	informer := newInformer(s)
+	total := int(float64(rate) * duration.Seconds())
+	sent := make([]atomic.Int64, total+1) // version -> UnixNano of its update
+	var mu sync.Mutex
+	var latencies []time.Duration
+	var measuring atomic.Bool
+	handler := func(ctx context.Context, namespace, name string) error {
+		now := time.Now().UnixNano()
+		if !measuring.Load() {
+			return nil
+		}
+		obj, exists, _ := informer.GetStore().GetByKey(namespace + "/" + name)
+		if !exists {
+			return nil
+		}
+		v, _ := strconv.Atoi(obj.(*corev1.ConfigMap).Data["version"])
+		if v == 0 {
+			return nil
+		}
+		if at := sent[v].Swap(0); at != 0 {
+			mu.Lock()
+			latencies = append(latencies, time.Duration(now-at))
+			mu.Unlock()
+		}
+		return nil
+	}
+	var initial atomic.Int64
+	counting := func(ctx context.Context, namespace, name string) error {
+		initial.Add(1)
+		return handler(ctx, namespace, name)
+	}
+	stop := start(impl, informer, counting)
+	defer stop()
+	waitUntil(func() bool { return initial.Load() >= keys })
+	measuring.Store(true)
+
+	interval := time.Second / time.Duration(rate)
+	began := time.Now()
+	for v := 1; v <= total; v++ {
+		// Pace against the start time, not the previous send, so that
+		// scheduling delays do not lower the rate.
+		if d := time.Until(began.Add(time.Duration(v) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		sent[v].Store(time.Now().UnixNano())
+		s.Update(configMap(v%keys, v))
+	}
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
+	}
+	return LatencyResult{Events: total, Handled: len(latencies), P50: pct(0.50), P90: pct(0.90), P99: pct(0.99)}
+}
+
+// waitUntil polls cond for up to a minute and reports whether it held.
+func waitUntil(cond func() bool) bool {
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// cpuTime returns the CPU time the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The benchmarks run each workload for each Impl; compare the sub-benchmarks
+// of one run (benchstat, or by eye). `make bench` prints the same workloads
+// as a table with the targets.
+
+func BenchmarkInitialList(b *testing.B) {
+	for _, impl := range Impls {
+		b.Run(string(impl), func(b *testing.B) {
+			var objects, allocs float64
+			for range b.N {
+				r := InitialList(impl, 20000)
+				objects += r.ObjectsPerSecond
+				allocs += r.AllocsPerObject
+			}
+			b.ReportMetric(objects/float64(b.N), "objects/s")
+			b.ReportMetric(allocs/float64(b.N), "allocs/object")
+		})
+	}
+}
+
+func BenchmarkUpdateStorm(b *testing.B) {
+	for _, impl := range Impls {
+		b.Run(string(impl), func(b *testing.B) {
+			var calls float64
+			for range b.N {
+				r := UpdateStorm(impl, 100, 200, time.Millisecond)
+				if !r.Final {
+					b.Fatal("a key did not end on its final version")
+				}
+				calls += float64(r.Calls)
+			}
+			b.ReportMetric(calls/float64(b.N), "calls")
+		})
+	}
+}
+
+func BenchmarkLatency(b *testing.B) {
+	for _, impl := range Impls {
+		b.Run(string(impl), func(b *testing.B) {
+			var p50, p99 float64
+			for range b.N {
+				r := Latency(impl, 2000, time.Second)
+				p50 += float64(r.P50.Microseconds())
+				p99 += float64(r.P99.Microseconds())
+			}
+			b.ReportMetric(p50/float64(b.N), "p50-µs")
+			b.ReportMetric(p99/float64(b.N), "p99-µs")
+		})
+	}
+}
+
+// TestWorkloadsRun checks, at a small size, that every workload completes
+// for every Impl and that the storm ends on the final versions; the figures
+// themselves are for `make bench`.
+func TestWorkloadsRun(t *testing.T) {
+	for _, impl := range Impls {
+		if r := InitialList(impl, 500); r.ObjectsPerSecond <= 0 {
+			t.Errorf("%s: initial list %+v", impl, r)
+		}
+		if r := UpdateStorm(impl, 10, 20, 100*time.Microsecond); !r.Final || r.Calls < 10 {
+			t.Errorf("%s: storm %+v", impl, r)
+		}
+		if r := Latency(impl, 500, 200*time.Millisecond); r.Handled == 0 {
+			t.Errorf("%s: latency %+v", impl, r)
+		}
+	}
+}

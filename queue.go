@@ -1,0 +1,228 @@
+package kubehandler
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+)
+
+// entryQueue is the base layer of each Run's workqueue. It runs client-go's
+// queue algorithm (a FIFO; a dirty set of items that need processing; a
+// processing set; an item added while processing is queued again when Done)
+// with the two sets kept as flags on the entries, under the lock that also
+// guards their pending events. An informer event therefore costs one lock and
+// one map lookup, and a dispatch two locks and none. client-go's delaying and
+// rate-limiting queues wrap it (it implements workqueue.TypedInterface) for
+// retries and RequeueAfter.
+//
+// It reports the standard workqueue metrics, as client-go's queue does, with
+// the times kept on the entries rather than in maps.
+type entryQueue struct {
+	mu    *sync.Mutex // the workQueue's
+	cond  *sync.Cond
+	clock clock.Clock
+
+	fifo         []*entry
+	head         int // fifo[head:] are queued
+	shuttingDown bool
+
+	// slots[i] is what worker i is processing, for the unfinished-work
+	// metrics; nil when idle.
+	slots []slot
+
+	series *queueSeries // nil without WithMetrics
+	// addedAt holds when queued entries were added, for the latency metric;
+	// kept only with metrics, as client-go does.
+	addedAt map[*entry]time.Time
+}
+
+// slot is one worker's current call.
+type slot struct {
+	entry   *entry
+	started time.Time
+}
+
+// queueSeries are one queue's standard workqueue metrics.
+type queueSeries struct {
+	depth                      workqueue.GaugeMetric
+	adds                       workqueue.CounterMetric
+	latency, workDuration      workqueue.HistogramMetric
+	unfinished, longestRunning workqueue.SettableGaugeMetric
+}
+
+var _ workqueue.TypedInterface[*entry] = (*entryQueue)(nil)
+
+func newEntryQueue(mu *sync.Mutex, c clock.Clock, workers int, m *metrics, name string) *entryQueue {
+	eq := &entryQueue{mu: mu, cond: sync.NewCond(mu), clock: c, slots: make([]slot, workers)}
+	if m != nil {
+		eq.addedAt = make(map[*entry]time.Time)
+		p := queueMetrics{m}
+		eq.series = &queueSeries{
+			depth:          p.NewDepthMetric(name),
+			adds:           p.NewAddsMetric(name),
+			latency:        p.NewLatencyMetric(name),
+			workDuration:   p.NewWorkDurationMetric(name),
+			unfinished:     p.NewUnfinishedWorkSecondsMetric(name),
+			longestRunning: p.NewLongestRunningProcessorSecondsMetric(name),
+		}
+	}
+	return eq
+}
+
+// Add marks e as needing processing. mu must not be held.
+func (eq *entryQueue) Add(e *entry) {
+	eq.mu.Lock()
+	defer eq.mu.Unlock()
+	eq.addLocked(e)
+}
+
+// addLocked is Add with mu held.
+func (eq *entryQueue) addLocked(e *entry) {
+	if eq.shuttingDown || e.removed || e.dirty {
+		return
+	}
+	e.dirty = true
+	if eq.series != nil {
+		eq.series.adds.Inc()
+		eq.series.depth.Inc()
+		if _, ok := eq.addedAt[e]; !ok {
+			eq.addedAt[e] = eq.clock.Now()
+		}
+	}
+	if e.processing {
+		return // queued again when Done
+	}
+	eq.fifo = append(eq.fifo, e)
+	eq.cond.Signal()
+}
+
+// Len returns the number of entries queued.
+func (eq *entryQueue) Len() int {
+	eq.mu.Lock()
+	defer eq.mu.Unlock()
+	return len(eq.fifo) - eq.head
+}
+
+// Get blocks until an entry is queued and returns it, marked processing; it
+// returns shutdown once the queue is shutting down. Workers use getLocked
+// through runner.next, which also pops the entry's event under the same lock
+// and records the entry in the worker's slot.
+func (eq *entryQueue) Get() (e *entry, shutdown bool) {
+	eq.mu.Lock()
+	defer eq.mu.Unlock()
+	return eq.getLocked()
+}
+
+func (eq *entryQueue) getLocked() (*entry, bool) {
+	for eq.head == len(eq.fifo) && !eq.shuttingDown {
+		eq.cond.Wait()
+	}
+	if eq.shuttingDown {
+		// Stop taking work at once; queued entries keep their events
+		// for the next Run.
+		return nil, true
+	}
+	e := eq.fifo[eq.head]
+	eq.fifo[eq.head] = nil
+	eq.head++
+	if eq.head == len(eq.fifo) {
+		eq.fifo, eq.head = eq.fifo[:0], 0
+	} else if eq.head >= 1024 && eq.head*2 >= len(eq.fifo) {
+		// Reclaim the consumed front of a long queue.
+		n := copy(eq.fifo, eq.fifo[eq.head:])
+		clear(eq.fifo[n:])
+		eq.fifo, eq.head = eq.fifo[:n], 0
+	}
+	e.processing = true
+	e.dirty = false
+	if eq.series != nil {
+		eq.series.depth.Dec()
+		if added, ok := eq.addedAt[e]; ok {
+			eq.series.latency.Observe(eq.clock.Since(added).Seconds())
+			delete(eq.addedAt, e)
+		}
+	}
+	return e, false
+}
+
+// start records that worker i is processing e. mu must be held.
+func (eq *entryQueue) start(i int, e *entry) {
+	s := slot{entry: e}
+	if eq.series != nil {
+		s.started = eq.clock.Now()
+	}
+	eq.slots[i] = s
+}
+
+// finish marks worker i's entry done. mu must be held.
+func (eq *entryQueue) finish(i int) {
+	e, started := eq.slots[i].entry, eq.slots[i].started
+	eq.slots[i] = slot{}
+	if eq.series != nil {
+		eq.series.workDuration.Observe(eq.clock.Since(started).Seconds())
+	}
+	eq.doneLocked(e)
+}
+
+// Done marks the processing of e finished; if e was added meanwhile it is
+// queued again.
+func (eq *entryQueue) Done(e *entry) {
+	eq.mu.Lock()
+	defer eq.mu.Unlock()
+	eq.doneLocked(e)
+}
+
+func (eq *entryQueue) doneLocked(e *entry) {
+	e.processing = false
+	if e.dirty {
+		eq.fifo = append(eq.fifo, e)
+		eq.cond.Signal()
+	}
+}
+
+// ShutDown makes the queue ignore new entries and workers return.
+func (eq *entryQueue) ShutDown() {
+	eq.mu.Lock()
+	defer eq.mu.Unlock()
+	eq.shuttingDown = true
+	eq.cond.Broadcast()
+}
+
+// ShutDownWithDrain is ShutDown: the loop waits for its workers itself.
+func (eq *entryQueue) ShutDownWithDrain() { eq.ShutDown() }
+
+// ShuttingDown reports whether ShutDown was called.
+func (eq *entryQueue) ShuttingDown() bool {
+	eq.mu.Lock()
+	defer eq.mu.Unlock()
+	return eq.shuttingDown
+}
+
+// updateUnfinishedWork sets the unfinished-work metrics from the workers'
+// slots.
+func (eq *entryQueue) updateUnfinishedWork() {
+	eq.mu.Lock()
+	defer eq.mu.Unlock()
+	var total, oldest float64
+	now := eq.clock.Now()
+	for _, s := range eq.slots {
+		if s.entry == nil {
+			continue
+		}
+		age := now.Sub(s.started).Seconds()
+		total += age
+		oldest = max(oldest, age)
+	}
+	eq.series.unfinished.Set(total)
+	eq.series.longestRunning.Set(oldest)
+}
+
+// reset clears the queue flags of every entry once a Run is over, so the
+// next Run starts from the entries' pending events alone. mu must be held.
+func resetEntries(entries map[Key]*entry) {
+	for _, e := range entries {
+		e.dirty, e.processing = false, false
+	}
+}
