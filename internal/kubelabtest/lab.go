@@ -114,9 +114,7 @@ func start(ctx context.Context, bin, dir string, opts Options) (*Lab, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = stdoutW
 	cmd.Stderr = stderr
-	// If this test process dies without stopping the lab (a test timeout,
-	// SIGKILL), the lab shuts down; the next Start removes its directory.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = labProcAttr()
 	err = cmd.Start()
 	stdoutW.Close()
 	if err != nil {
