@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -126,13 +127,13 @@ func (r *runner) work(i int) {
 		}
 	}()
 	for {
-		e, s, shutdown := r.next(i)
+		e, s, merged, shutdown := r.next(i)
 		if shutdown {
 			return
 		}
 		var o outcome
 		if s.typ != noEvent {
-			o = r.dispatch(e, s)
+			o = r.dispatch(e, s, merged)
 		}
 		r.finish(i, e, o)
 	}
@@ -143,14 +144,15 @@ func (r *runner) work(i int) {
 // delayed requeue of an entry whose events were handled since). When a
 // second stage (the add after a delete) is left, the entry is marked to be
 // queued again once this call is done.
-func (r *runner) next(i int) (e *entry, s stage, shutdown bool) {
+func (r *runner) next(i int) (e *entry, s stage, merged, shutdown bool) {
 	q := r.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e, shutdown = r.base.getLocked()
 	if shutdown {
-		return nil, stage{}, true
+		return nil, stage{}, false, true
 	}
+	merged, e.merged = e.merged, false
 	if !e.events.empty() {
 		var more bool
 		s, more = e.events.pop()
@@ -161,7 +163,7 @@ func (r *runner) next(i int) (e *entry, s stage, shutdown bool) {
 		}
 	}
 	r.base.start(i, e)
-	return e, s, false
+	return e, s, merged, false
 }
 
 // outcome is what a call's result asks of the queue.
@@ -202,8 +204,22 @@ func (r *runner) finish(i int, e *entry, o outcome) {
 }
 
 // dispatch calls the handler of event s of e and returns what to do next.
-func (r *runner) dispatch(e *entry, s stage) outcome {
-	fn, metrics := r.q.handler(e.key.Kind, s.typ)
+// merged says whether events were merged into e since its last call.
+func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
+	k := r.q.kind(e.key.Kind)
+	var fn WorkQueueHandler
+	var metrics *handlerMetrics
+	if k != nil {
+		fn, metrics = k.handlers[s.typ], k.metrics
+		if merged && r.superseded(k, e, s) {
+			// Put the event back; the newer one on its way merges with it
+			// and queues the entry. The delayed requeue is a safety net for
+			// an informer stopped before it delivers.
+			e.defers++
+			return outcome{putBack: true, ev: s, requeued: true, after: supersededRecheck}
+		}
+	}
+	e.defers = 0
 	if fn == nil {
 		r.forget(e)
 		r.logger.V(4).Info("No handler registered; event dropped", "key", e.key, "event", s.typ)
@@ -220,6 +236,46 @@ func (r *runner) dispatch(e *entry, s stage) outcome {
 		metrics.observe(s.typ, result, r.q.opts.clock.Since(start).Seconds())
 	}
 	return o
+}
+
+// maxDefers bounds how many dispatches of one entry in a row are deferred as
+// superseded, so that a key updated faster than the informer delivers is
+// still handled now and then.
+const maxDefers = 8
+
+// supersededRecheck is when a deferred entry is looked at again if the newer
+// event it waits for has not arrived (the informer stopped, say).
+const supersededRecheck = time.Second
+
+// superseded reports whether the add or update s of e is already out of date:
+// the handler's informer has stored a newer version of the object, or none,
+// and so has still to deliver the event that brings it here (an informer
+// updates its store before it notifies its handlers, and notifies every
+// handler of every change). Calling the handler now would only be followed
+// by another call; deferring to that one costs no latency for the newest
+// state. It is checked only for entries whose events were merged (a storm),
+// where it pays for the store lookup, and at most maxDefers times in a row.
+func (r *runner) superseded(k *kind, e *entry, s stage) bool {
+	if k.store == nil || s.typ == deleteEvent || e.defers >= maxDefers {
+		return false
+	}
+	mine, err := meta.Accessor(s.obj)
+	if err != nil || mine.GetResourceVersion() == "" {
+		return false
+	}
+	storeKey := e.key.Name
+	if e.key.Namespace != "" {
+		storeKey = e.key.Namespace + "/" + e.key.Name
+	}
+	current, exists, err := k.store.GetByKey(storeKey)
+	if err != nil {
+		return false
+	}
+	if !exists {
+		return true // a delete is on its way
+	}
+	theirs, err := meta.Accessor(current)
+	return err == nil && theirs.GetResourceVersion() != mine.GetResourceVersion()
 }
 
 // forget resets e's retries and its backoff in the rate limiter. A key that

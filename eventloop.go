@@ -136,9 +136,11 @@ func (l *eventLoop) hook(h EventHandler) (_ cache.ResourceEventHandlerRegistrati
 		return nil, nil, fmt.Errorf("two handlers are named %q; give each a unique name", name)
 	}
 	informer := h.GetInformer()
-	l.q.register(name, addEvent, h.AddFunc)
-	l.q.register(name, updateEvent, h.UpdateFunc)
-	l.q.register(name, deleteEvent, h.DeleteFunc)
+	store := informer.GetStore()
+	l.q.updateKind(name, func(k *kind) {
+		k.handlers = [...]WorkQueueHandler{addEvent: h.AddFunc, updateEvent: h.UpdateFunc, deleteEvent: h.DeleteFunc}
+		k.store = store
+	})
 	reg, err := informer.AddEventHandler(&informerHandler{q: l.q, kind: name, resyncs: l.q.opts.resyncEvents})
 	if err != nil {
 		return nil, nil, fmt.Errorf("handler %q: adding an event handler to its informer: %w", name, err)

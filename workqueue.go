@@ -92,16 +92,19 @@ type entry struct {
 	removed    bool // no longer the key's entry
 	dirty      bool // needs processing (client-go's dirty set)
 	processing bool // a worker has it (client-go's processing set)
+	merged     bool // an event was merged into pending ones or arrived in flight since the last call
 
-	// retries counts the failures retried since the key last succeeded; only
-	// the worker holding the entry reads or writes it.
-	retries int32
+	// Only the worker holding the entry reads or writes these:
+	retries int32 // failures retried since the key last succeeded
+	defers  int32 // dispatches deferred in a row as superseded (see runner.superseded)
 }
 
-// kind is what is registered for one kind: a handler per event type.
+// kind is what is registered for one kind: a handler per event type, and,
+// for an EventLoop handler, its informer's store.
 type kind struct {
 	handlers [deleteEvent + 1]WorkQueueHandler
 	metrics  *handlerMetrics
+	store    cache.Store
 }
 
 func newWorkQueue(name string, opts []Option) *workQueue {
@@ -152,6 +155,11 @@ func (q *workQueue) Length() int {
 
 // register sets the handler of events of type t of kind name.
 func (q *workQueue) register(name string, t eventType, h WorkQueueHandler) {
+	q.updateKind(name, func(k *kind) { k.handlers[t] = h })
+}
+
+// updateKind applies change to a copy of kind name's registration.
+func (q *workQueue) updateKind(name string, change func(*kind)) {
 	q.kindsMu.Lock()
 	defer q.kindsMu.Unlock()
 	kinds := maps.Clone(*q.kinds.Load())
@@ -161,18 +169,14 @@ func (q *workQueue) register(name string, t eventType, h WorkQueueHandler) {
 	} else {
 		k.metrics = q.metrics.forHandler(q.name, name)
 	}
-	k.handlers[t] = h
+	change(k)
 	kinds[name] = k
 	q.kinds.Store(&kinds)
 }
 
-// handler returns the handler of events of type t of kind name, or nil.
-func (q *workQueue) handler(name string, t eventType) (WorkQueueHandler, *handlerMetrics) {
-	k := (*q.kinds.Load())[name]
-	if k == nil {
-		return nil, nil
-	}
-	return k.handlers[t], k.metrics
+// kind returns what is registered for kind name, or nil.
+func (q *workQueue) kind(name string) *kind {
+	return (*q.kinds.Load())[name]
 }
 
 // enqueue merges an event into its key's pending events and, during a Run,
@@ -193,6 +197,9 @@ func (q *workQueue) enqueue(kind string, t eventType, obj interface{}) {
 	}
 	if e.events.empty() {
 		q.waiting++
+		e.merged = e.merged || e.processing
+	} else {
+		e.merged = true
 	}
 	e.events.push(t, object)
 	if q.active != nil {

@@ -50,9 +50,31 @@ var Impls = []Impl{Kubehandler, Plain, PlainWaitSync}
 // handlerFunc is the work done per call: the same function for every Impl.
 type handlerFunc func(ctx context.Context, namespace, name string) error
 
-// start runs impl's dispatcher over informer with handler until the returned
-// stop is called; stop returns once every worker has returned.
+// start runs impl's dispatcher and the informer, with handler, until the
+// returned stop is called; stop returns once every goroutine has returned.
 func start(impl Impl, informer cache.SharedIndexInformer, handler handlerFunc) (stop func()) {
+	stopDispatcher := startDispatcher(impl, informer, handler)
+	stopInformer := runInformer(informer)
+	return func() {
+		stopDispatcher()
+		stopInformer()
+	}
+}
+
+// runInformer runs informer until the returned stop is called.
+func runInformer(informer cache.SharedIndexInformer) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { informer.RunWithContext(ctx) })
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// startDispatcher runs impl's dispatcher over informer with handler until
+// the returned stop is called; stop returns once every worker has returned.
+func startDispatcher(impl Impl, informer cache.SharedIndexInformer, handler handlerFunc) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	switch impl {
@@ -73,7 +95,6 @@ func start(impl Impl, informer cache.SharedIndexInformer, handler handlerFunc) (
 	default:
 		panic("unknown impl " + impl)
 	}
-	wg.Go(func() { informer.RunWithContext(ctx) })
 	return func() {
 		cancel()
 		wg.Wait()
@@ -215,61 +236,81 @@ func InitialList(impl Impl, n int) ListResult {
 	}
 }
 
-// StormResult is the outcome of UpdateStorm.
+// StormResult is the outcome of UpdateStorm for one Impl.
 type StormResult struct {
 	Updates int
 	Calls   int64
 	// Final reports whether every key's last call saw its final version.
-	Final   bool
-	Elapsed time.Duration
+	Final bool
 }
 
-// UpdateStorm creates keys objects, waits until each has been handled, then
-// updates each updates times (round robin, as fast as the source takes them)
-// with a handler that reads the object from the informer's cache and works
-// for work. It counts the handler calls the updates caused and checks that
-// every key's last call saw its final version.
-func UpdateStorm(impl Impl, keys, updates int, work time.Duration) StormResult {
+// UpdateStorm creates keys objects, then runs every Impl in impls at once,
+// each with its own workers and handlers, on one shared informer: each sees
+// the same event stream at the same moments, so the difference in their
+// calls comes from their dispatch alone, not from the timing noise of the
+// informer (which decides how long a storm lasts, and so how many calls any
+// dispatcher whose workers never idle makes). Once every key has been
+// handled, it updates each key updates times (round robin, as fast as the
+// source takes them). The handler reads the object from the informer's cache
+// and works for work. It counts each Impl's calls caused by the updates and
+// checks that every key's last call saw its final version.
+func UpdateStorm(impls []Impl, keys, updates int, work time.Duration) map[Impl]StormResult {
 	s := newSource()
 	for i := range keys {
 		s.Create(configMap(i, 0))
 	}
 	informer := newInformer(s)
-	var calls atomic.Int64
-	var mu sync.Mutex
-	lastSeen := make(map[string]string, keys) // name -> data version of the last call
-	handler := func(ctx context.Context, namespace, name string) error {
-		calls.Add(1)
-		obj, exists, err := informer.GetStore().GetByKey(namespace + "/" + name)
-		if err != nil || !exists {
-			return fmt.Errorf("%s/%s not in the cache: %v", namespace, name, err)
-		}
-		version := obj.(*corev1.ConfigMap).Data["version"]
-		mu.Lock()
-		lastSeen[name] = version
-		mu.Unlock()
-		time.Sleep(work)
-		return nil
+	type tally struct {
+		calls    atomic.Int64
+		mu       sync.Mutex
+		lastSeen map[string]string // name -> data version of the last call
 	}
-	stop := start(impl, informer, handler)
-	defer stop()
-	allAt := func(version string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(lastSeen) < keys {
-			return false
+	tallies := make(map[Impl]*tally, len(impls))
+	var stops []func()
+	for _, impl := range impls {
+		t := &tally{lastSeen: make(map[string]string, keys)}
+		tallies[impl] = t
+		handler := func(ctx context.Context, namespace, name string) error {
+			t.calls.Add(1)
+			obj, exists, err := informer.GetStore().GetByKey(namespace + "/" + name)
+			if err != nil || !exists {
+				return fmt.Errorf("%s/%s not in the cache: %v", namespace, name, err)
+			}
+			version := obj.(*corev1.ConfigMap).Data["version"]
+			t.mu.Lock()
+			t.lastSeen[name] = version
+			t.mu.Unlock()
+			time.Sleep(work)
+			return nil
 		}
-		for _, v := range lastSeen {
-			if v != version {
+		stops = append(stops, startDispatcher(impl, informer, handler))
+	}
+	stopInformer := runInformer(informer)
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+		stopInformer()
+	}()
+	allAt := func(version string) bool {
+		for _, t := range tallies {
+			t.mu.Lock()
+			ok := len(t.lastSeen) == keys
+			for _, v := range t.lastSeen {
+				ok = ok && v == version
+			}
+			t.mu.Unlock()
+			if !ok {
 				return false
 			}
 		}
 		return true
 	}
-	waitUntil(func() bool { return allAt("0") && calls.Load() >= int64(keys) })
-	calls.Store(0)
+	waitUntil(func() bool { return allAt("0") })
+	for _, t := range tallies {
+		t.calls.Store(0)
+	}
 
-	began := time.Now()
 	for v := 1; v <= updates; v++ {
 		for i := range keys {
 			s.Update(configMap(i, v))
@@ -278,7 +319,17 @@ func UpdateStorm(impl Impl, keys, updates int, work time.Duration) StormResult {
 	final := waitUntil(func() bool { return allAt(strconv.Itoa(updates)) })
 	// Let any call still queued behind the final one happen before counting.
 	time.Sleep(50 * time.Millisecond)
-	return StormResult{Updates: keys * updates, Calls: calls.Load(), Final: final && allAt(strconv.Itoa(updates)), Elapsed: time.Since(began)}
+	out := make(map[Impl]StormResult, len(impls))
+	for impl, t := range tallies {
+		t.mu.Lock()
+		ok := final
+		for _, v := range t.lastSeen {
+			ok = ok && v == strconv.Itoa(updates)
+		}
+		t.mu.Unlock()
+		out[impl] = StormResult{Updates: keys * updates, Calls: t.calls.Load(), Final: ok}
+	}
+	return out
 }
 
 // LatencyResult is the outcome of Latency.

@@ -37,6 +37,7 @@ type row struct {
 func Run(cfg Config, progress func(string)) *Report {
 	lists := make(map[Impl][]ListResult)
 	storms := make(map[Impl][]StormResult)
+	var stormDiffs []float64 // per round: kubehandler's calls minus plain's
 	lats := make(map[Impl][]LatencyResult)
 	for round := range cfg.Rounds {
 		for i := range Impls {
@@ -45,12 +46,14 @@ func Run(cfg Config, progress func(string)) *Report {
 			lists[impl] = append(lists[impl], l)
 			progress(fmt.Sprintf("round %d %-15s list: %8.0f objects/s, %.1f allocs/object", round+1, impl, l.ObjectsPerSecond, l.AllocsPerObject))
 		}
-		for i := range Impls {
-			impl := Impls[(i+round)%len(Impls)]
-			s := UpdateStorm(impl, cfg.StormKeys, cfg.StormUpdates, cfg.StormWork)
+		order := slices.Concat(Impls[round%len(Impls):], Impls[:round%len(Impls)])
+		rs := UpdateStorm(order, cfg.StormKeys, cfg.StormUpdates, cfg.StormWork)
+		for _, impl := range Impls {
+			s := rs[impl]
 			storms[impl] = append(storms[impl], s)
 			progress(fmt.Sprintf("round %d %-15s storm: %d calls for %d updates, final %v", round+1, impl, s.Calls, s.Updates, s.Final))
 		}
+		stormDiffs = append(stormDiffs, float64(rs[Kubehandler].Calls-rs[Plain].Calls))
 		for i := range Impls {
 			impl := Impls[(i+round)%len(Impls)]
 			l := Latency(impl, cfg.Rate, cfg.LatencyDuration)
