@@ -243,8 +243,9 @@ func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
 // still handled now and then.
 const maxDefers = 8
 
-// supersededRecheck is when a deferred entry is looked at again if the newer
-// event it waits for has not arrived (the informer stopped, say).
+// supersededRecheck is when a deferred entry is dispatched anyway if the
+// newer event it waits for has not arrived by then (the informer stopped,
+// say): with no event merged since, it is not checked again.
 const supersededRecheck = time.Second
 
 // superseded reports whether the add or update s of e is already out of date:
@@ -253,8 +254,9 @@ const supersededRecheck = time.Second
 // updates its store before it notifies its handlers, and notifies every
 // handler of every change). Calling the handler now would only be followed
 // by another call; deferring to that one costs no latency for the newest
-// state. It is checked only for entries whose events were merged (a storm),
-// where it pays for the store lookup, and at most maxDefers times in a row.
+// state. It is checked only for entries whose events were merged since their
+// last call (a storm), where it pays for the store lookup, at most maxDefers
+// times in a row.
 func (r *runner) superseded(k *kind, e *entry, s stage) bool {
 	if k.store == nil || s.typ == deleteEvent || e.defers >= maxDefers {
 		return false
