@@ -23,7 +23,7 @@ func TestRetryUpToStopsTheLoop(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			f := newFixture(t)
 			h := newRecorder(f.informer, "cm")
-			h.fn = func(context.Context, kubehandler.Event) error { return fmt.Errorf("wrapped: %w", errBoom) }
+			h.Fn = func(context.Context, kubehandler.Event) error { return fmt.Errorf("wrapped: %w", errBoom) }
 			loop := kubehandler.NewEventLoop("retry-up-to", fastRetries(), kubehandler.WithErrorHandler(kubehandler.RetryUpTo(n)))
 			loop.Register(h)
 			r := run(t, loop, 2)
@@ -31,7 +31,7 @@ func TestRetryUpToStopsTheLoop(t *testing.T) {
 			if err := r.wait(t); !errors.Is(err, errBoom) {
 				t.Fatalf("Run = %v, want an error wrapping the handler's", r.err)
 			}
-			calls := h.snapshot()
+			calls := h.Calls()
 			if len(calls) != n+1 {
 				t.Fatalf("handler called %d times, want %d", len(calls), n+1)
 			}
@@ -50,7 +50,7 @@ func TestErrorActionIgnore(t *testing.T) {
 	f := newFixture(t)
 	h := newRecorder(f.informer, "cm")
 	var failed atomic.Bool
-	h.fn = func(context.Context, kubehandler.Event) error {
+	h.Fn = func(context.Context, kubehandler.Event) error {
 		if failed.CompareAndSwap(false, true) {
 			return errBoom
 		}
@@ -72,9 +72,9 @@ func TestErrorActionIgnore(t *testing.T) {
 		t.Errorf("an ignored failure was requeued: workqueue_retries_total = %v", got)
 	}
 	rv := f.source.Update(configMap("ns", "a", "2"))
-	eventually(t, "next event dispatched", func() bool { return len(h.snapshot()) == 2 })
-	c := h.snapshot()
-	if c[0].Retries != 0 || c[1].Retries != 0 || c[1].rv() != rv || c[1].Type != kubehandler.WorkqueueUpdateEvent {
+	eventually(t, "next event dispatched", func() bool { return len(h.Calls()) == 2 })
+	c := h.Calls()
+	if c[0].Retries != 0 || c[1].Retries != 0 || c[1].ResourceVersion() != rv || c[1].Type != kubehandler.WorkqueueUpdateEvent {
 		t.Errorf("calls = %+v, want the add then the update, both with Retries 0", c)
 	}
 	if asked.Load() != 1 {
@@ -87,7 +87,7 @@ func TestErrorActionIgnore(t *testing.T) {
 func TestTerminalErrorsAreNotRetried(t *testing.T) {
 	f := newFixture(t)
 	h := newRecorder(f.informer, "cm")
-	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		if ev.Type == kubehandler.WorkqueueAddEvent {
 			return kubehandler.Terminal(errBoom)
 		}
@@ -106,8 +106,8 @@ func TestTerminalErrorsAreNotRetried(t *testing.T) {
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "terminal counted", func() bool { return gather().calls("terminal", "cm", "add", "terminal") == 1 })
 	f.source.Update(configMap("ns", "a", "2"))
-	eventually(t, "update dispatched", func() bool { return len(h.snapshot()) == 2 })
-	if c := h.snapshot(); c[1].Type != kubehandler.WorkqueueUpdateEvent {
+	eventually(t, "update dispatched", func() bool { return len(h.Calls()) == 2 })
+	if c := h.Calls(); c[1].Type != kubehandler.WorkqueueUpdateEvent {
 		t.Errorf("after the terminal add came %s, want the update (the add was retried?)", c[1].Type)
 	}
 	if asked.Load() != 0 {
@@ -139,7 +139,7 @@ func TestRequeueAfter(t *testing.T) {
 	h := newRecorder(f.informer, "cm")
 	var mu sync.Mutex
 	var seen []time.Time
-	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, clock.Now())
@@ -158,7 +158,7 @@ func TestRequeueAfter(t *testing.T) {
 	// Step the fake clock until the requeue fires; the delay is measured from
 	// when the loop requeued, so any call it makes has seen a minute pass.
 	eventually(t, "redelivered", func() bool {
-		if len(h.snapshot()) == 2 {
+		if len(h.Calls()) == 2 {
 			return true
 		}
 		clock.Step(10 * time.Second)
@@ -169,8 +169,8 @@ func TestRequeueAfter(t *testing.T) {
 	if d := seen[1].Sub(seen[0]); d < time.Minute {
 		t.Errorf("redelivered after %s of clock time, want at least 1m", d)
 	}
-	c := h.snapshot()
-	if c[1].Type != kubehandler.WorkqueueAddEvent || c[1].rv() != rv || c[1].Retries != 0 {
+	c := h.Calls()
+	if c[1].Type != kubehandler.WorkqueueAddEvent || c[1].ResourceVersion() != rv || c[1].Retries != 0 {
 		t.Errorf("redelivery = %+v, want the same add with Retries 0", c[1])
 	}
 }
@@ -183,7 +183,7 @@ func TestRetriesBackOff(t *testing.T) {
 	h := newRecorder(f.informer, "cm")
 	var mu sync.Mutex
 	var seen []time.Time
-	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, clock.Now())
@@ -197,7 +197,7 @@ func TestRetriesBackOff(t *testing.T) {
 	run(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "four calls", func() bool {
-		if len(h.snapshot()) == 4 {
+		if len(h.Calls()) == 4 {
 			return true
 		}
 		clock.Step(time.Millisecond)
@@ -211,7 +211,7 @@ func TestRetriesBackOff(t *testing.T) {
 			t.Errorf("retry %d came after %s, want at least %s", i+1, d, want)
 		}
 	}
-	for i, c := range h.snapshot() {
+	for i, c := range h.Calls() {
 		if c.Retries != i {
 			t.Errorf("call %d: Retries = %d, want %d", i, c.Retries, i)
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/internal/memsource"
+	"github.com/kubehandler/kubehandler/internal/recorder"
 )
 
 // Promise 1: one call in flight per key at threadiness 8, with calls slow
@@ -28,7 +29,7 @@ import (
 func TestOneInFlightPerKey(t *testing.T) {
 	f := newFixture(t)
 	h := newRecorder(f.informer, "cm")
-	h.fn = func(context.Context, kubehandler.Event) error {
+	h.Fn = func(context.Context, kubehandler.Event) error {
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 		return nil
 	}
@@ -51,13 +52,11 @@ func TestOneInFlightPerKey(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	eventually(t, "final state of every key", func() bool { ok, _ := h.matchesSource("cm", f.source, names); return ok })
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.overlaps) > 0 {
-		t.Fatalf("%d calls overlapped another call of the same key, first %s", len(h.overlaps), h.overlaps[0])
+	eventually(t, "final state of every key", func() bool { ok, _ := h.Matches(sourceState("cm", f.source, names)); return ok })
+	if o := h.Overlaps(); len(o) > 0 {
+		t.Fatalf("%d calls overlapped another call of the same key, first %s", len(o), o[0])
 	}
-	t.Logf("%d calls for %d keys", len(h.calls), len(names))
+	t.Logf("%d calls for %d keys", len(h.Calls()), len(names))
 }
 
 // Promise 2: a burst of 1,000 updates while the key's handler is busy costs
@@ -67,7 +66,7 @@ func TestCoalescing(t *testing.T) {
 	h := newRecorder(f.informer, "cm")
 	started, release := make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
-	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		if first.CompareAndSwap(false, true) {
 			close(started)
 			<-release
@@ -94,10 +93,10 @@ func TestCoalescing(t *testing.T) {
 
 	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "busy"}
 	eventually(t, "a call with the final object", func() bool {
-		calls := h.callsFor(key)
-		return calls[len(calls)-1].rv() == last
+		calls := h.CallsFor(key)
+		return calls[len(calls)-1].ResourceVersion() == last
 	})
-	calls := h.callsFor(key)
+	calls := h.CallsFor(key)
 	if len(calls) > 3 {
 		t.Errorf("1,000 updates cost %d calls, want at most 3: %+v", len(calls), calls)
 	}
@@ -114,7 +113,7 @@ func TestDeleteThenRecreate(t *testing.T) {
 	h := newRecorder(f.informer, "cm")
 	block := make(chan struct{})
 	blocked := make(chan struct{}, 1)
-	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		if ev.Type == kubehandler.WorkqueueUpdateEvent {
 			blocked <- struct{}{}
 			<-block
@@ -127,7 +126,7 @@ func TestDeleteThenRecreate(t *testing.T) {
 
 	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "phoenix"}
 	f.source.Create(configMap("ns", "phoenix", "old"))
-	eventually(t, "add dispatched", func() bool { return len(h.callsFor(key)) == 1 })
+	eventually(t, "add dispatched", func() bool { return len(h.CallsFor(key)) == 1 })
 	f.source.Update(configMap("ns", "phoenix", "old-2"))
 	<-blocked // the update is in flight; what follows waits behind it
 	oldObj, _ := f.source.Get("ns", "phoenix")
@@ -139,9 +138,9 @@ func TestDeleteThenRecreate(t *testing.T) {
 		return ok && obj.(*corev1.ConfigMap).UID != oldUID
 	})
 	close(block)
-	eventually(t, "delete and add dispatched", func() bool { return len(h.callsFor(key)) == 4 })
+	eventually(t, "delete and add dispatched", func() bool { return len(h.CallsFor(key)) == 4 })
 
-	calls := h.callsFor(key)
+	calls := h.CallsFor(key)
 	types := []string{calls[0].Type, calls[1].Type, calls[2].Type, calls[3].Type}
 	want := []string{"add", "update", "delete", "add"}
 	if fmt.Sprint(types) != fmt.Sprint(want) {
@@ -167,12 +166,12 @@ func TestRandomFailuresConverge(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(len(mode))))
 			var failures atomic.Int64
 			// succeeded holds, per key, the event of the last successful call.
-			succeeded := make(map[kubehandler.Key]call)
-			h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+			succeeded := make(map[kubehandler.Key]recorder.Call)
+			h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 				mu.Lock()
 				fail := rng.Float64() < 0.3
 				if !fail {
-					succeeded[ev.Key] = call{Type: ev.Type, Key: ev.Key, Object: ev.Object}
+					succeeded[ev.Key] = recorder.Call{Type: ev.Type, Key: ev.Key, Object: ev.Object}
 				}
 				mu.Unlock()
 				if !fail {
@@ -218,7 +217,7 @@ func TestRandomFailuresConverge(t *testing.T) {
 					c, ok := succeeded[key]
 					obj, exists := f.source.Get(n.Namespace, n.Name)
 					switch {
-					case exists && (!ok || c.Type == kubehandler.WorkqueueDeleteEvent || c.rv() != obj.(metav1.Object).GetResourceVersion()):
+					case exists && (!ok || c.Type == kubehandler.WorkqueueDeleteEvent || c.ResourceVersion() != obj.(metav1.Object).GetResourceVersion()):
 						return false
 					case !exists && ok && c.Type != kubehandler.WorkqueueDeleteEvent:
 						return false
@@ -228,13 +227,13 @@ func TestRandomFailuresConverge(t *testing.T) {
 			})
 			// Once converged, the last call of each key is a success: no
 			// retry is left waiting that could dispatch a stale state.
-			if ok, why := h.matchesSource("cm", f.source, names); !ok {
+			if ok, why := h.Matches(sourceState("cm", f.source, names)); !ok {
 				t.Error(why)
 			}
 			if failures.Load() == 0 {
 				t.Fatal("no call failed; the test proves nothing")
 			}
-			t.Logf("%d calls, %d failed", len(h.snapshot()), failures.Load())
+			t.Logf("%d calls, %d failed", len(h.Calls()), failures.Load())
 		})
 	}
 }
@@ -254,15 +253,15 @@ func TestTombstonesAreDeletes(t *testing.T) {
 	rv := f.source.Update(configMap("ns", "gone", "last"))
 	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "gone"}
 	eventually(t, "update dispatched", func() bool {
-		calls := h.callsFor(key)
-		return len(calls) > 0 && calls[len(calls)-1].rv() == rv
+		calls := h.CallsFor(key)
+		return len(calls) > 0 && calls[len(calls)-1].ResourceVersion() == rv
 	})
 	f.source.DeleteUnseen("ns", "gone")
 	eventually(t, "delete dispatched", func() bool {
-		calls := h.callsFor(key)
+		calls := h.CallsFor(key)
 		return calls[len(calls)-1].Type == kubehandler.WorkqueueDeleteEvent
 	})
-	calls := h.callsFor(key)
+	calls := h.CallsFor(key)
 	final, ok := calls[len(calls)-1].Object.(*corev1.ConfigMap)
 	if !ok {
 		t.Fatalf("delete carried %T, want the unwrapped *ConfigMap", calls[len(calls)-1].Object)
@@ -270,7 +269,7 @@ func TestTombstonesAreDeletes(t *testing.T) {
 	if final.Data["value"] != "last" || final.ResourceVersion != rv {
 		t.Errorf("delete carried %v at rv %s, want the last known state (rv %s)", final.Data, final.ResourceVersion, rv)
 	}
-	if c := h.callsFor(kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "keep"}); c[len(c)-1].Type == kubehandler.WorkqueueDeleteEvent {
+	if c := h.CallsFor(kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "keep"}); c[len(c)-1].Type == kubehandler.WorkqueueDeleteEvent {
 		t.Error("an object still present was dispatched as deleted")
 	}
 }
@@ -306,9 +305,9 @@ func TestResyncs(t *testing.T) {
 			run(t, loopDrop, 2)
 			run(t, loopDeliver, 2)
 
-			updates := func(r *recorder) int {
+			updates := func(r *recorder.Handler) int {
 				n := 0
-				for _, c := range r.snapshot() {
+				for _, c := range r.Calls() {
 					if c.Type == kubehandler.WorkqueueUpdateEvent {
 						n++
 					}
@@ -335,7 +334,7 @@ func TestRunWaitsForInFlightCalls(t *testing.T) {
 	f := newFixture(t)
 	h := newRecorder(f.informer, "cm")
 	sawCancel, release := make(chan struct{}), make(chan struct{})
-	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		<-ctx.Done()
 		close(sawCancel)
 		<-release
@@ -348,7 +347,7 @@ func TestRunWaitsForInFlightCalls(t *testing.T) {
 	go func() { errc <- loop.Run(ctx, 2) }()
 
 	f.source.Create(configMap("ns", "slow", "1"))
-	eventually(t, "call in flight", func() bool { return len(h.snapshot()) == 1 })
+	eventually(t, "call in flight", func() bool { return len(h.Calls()) == 1 })
 	cancel()
 	<-sawCancel
 	select {
@@ -364,17 +363,17 @@ func TestRunWaitsForInFlightCalls(t *testing.T) {
 }
 
 // namelessHandler has no name: it gets its type's name (promise 8).
-type namelessHandler struct{ recorder }
+type namelessHandler struct{ *recorder.Handler }
 
 func TestEmptyNameDefaultsToTypeName(t *testing.T) {
 	f := newFixture(t)
-	h := &namelessHandler{*newRecorder(f.informer, "")}
+	h := &namelessHandler{newRecorder(f.informer, "")}
 	loop := kubehandler.NewEventLoop("names")
 	loop.Register(h)
 	run(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
-	eventually(t, "dispatched", func() bool { return len(h.snapshot()) == 1 })
-	if got := h.snapshot()[0].Key.Kind; got != "namelessHandler" {
+	eventually(t, "dispatched", func() bool { return len(h.Calls()) == 1 })
+	if got := h.Calls()[0].Key.Kind; got != "namelessHandler" {
 		t.Errorf("Key.Kind = %q, want namelessHandler", got)
 	}
 }
@@ -386,7 +385,7 @@ func TestRunRejectsMisuse(t *testing.T) {
 	informer := cache.NewSharedIndexInformer(memsource.New(func() runtime.Object { return &corev1.ConfigMapList{} }),
 		&corev1.ConfigMap{}, 0, cache.Indexers{})
 	f := &fixture{informer: informer}
-	var nilRecorder *recorder
+	var nilRecorder *recorder.Handler
 	tests := []struct {
 		name        string
 		handlers    []kubehandler.EventHandler
@@ -397,9 +396,9 @@ func TestRunRejectsMisuse(t *testing.T) {
 		{"nil informer", []kubehandler.EventHandler{newRecorder(nil, "x")}, 1, nil, `handler "x" has no informer`},
 		{"typed nil informer", []kubehandler.EventHandler{&kubehandler.DefaultHandler{Name: "x", Informer: (*typedNilInformer)(nil)}}, 1, nil, `nil informer`},
 		{"nil handler", []kubehandler.EventHandler{nil}, 1, nil, "nil handler"},
-		{"typed nil handler", []kubehandler.EventHandler{nilRecorder}, 1, nil, "nil *kubehandler_test.recorder"},
+		{"typed nil handler", []kubehandler.EventHandler{nilRecorder}, 1, nil, "nil *recorder.Handler"},
 		{"duplicate names", []kubehandler.EventHandler{newRecorder(f.informer, "x"), newRecorder(f.informer, "x")}, 1, nil, `two handlers are named "x"`},
-		{"duplicate default names", []kubehandler.EventHandler{&namelessHandler{*newRecorder(f.informer, "")}, &namelessHandler{*newRecorder(f.informer, "")}}, 1, nil, `two handlers are named "namelessHandler"`},
+		{"duplicate default names", []kubehandler.EventHandler{&namelessHandler{newRecorder(f.informer, "")}, &namelessHandler{newRecorder(f.informer, "")}}, 1, nil, `two handlers are named "namelessHandler"`},
 		{"zero threadiness", []kubehandler.EventHandler{newRecorder(f.informer, "x")}, 0, nil, "threadiness must be at least 1"},
 		{"negative threadiness", nil, -3, nil, "threadiness must be at least 1"},
 		{"negative timeout", nil, 1, []kubehandler.Option{kubehandler.WithHandlerTimeout(-time.Second)}, "must not be negative"},
@@ -430,7 +429,7 @@ func TestSecondConcurrentRunFails(t *testing.T) {
 	loop.Register(h)
 	r := run(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
-	eventually(t, "first Run dispatching", func() bool { return len(h.snapshot()) == 1 })
+	eventually(t, "first Run dispatching", func() bool { return len(h.Calls()) == 1 })
 	if err := loop.Run(t.Context(), 1); err == nil || !contains(err.Error(), "already running") {
 		t.Fatalf("second Run = %v, want 'already running'", err)
 	}
@@ -441,7 +440,7 @@ func TestSecondConcurrentRunFails(t *testing.T) {
 	// that arrived in between are dispatched.
 	f.source.Update(configMap("ns", "a", "2"))
 	r = run(t, loop, 1)
-	eventually(t, "second Run dispatching", func() bool { return len(h.snapshot()) >= 2 })
+	eventually(t, "second Run dispatching", func() bool { return len(h.Calls()) >= 2 })
 	if err := r.stop(); err != nil {
 		t.Fatalf("Run after Run = %v", err)
 	}

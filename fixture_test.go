@@ -2,7 +2,6 @@ package kubehandler_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/internal/memsource"
+	"github.com/kubehandler/kubehandler/internal/recorder"
 )
 
 // fixture is an in-memory source of ConfigMaps with a real shared informer
@@ -50,130 +50,23 @@ func configMap(namespace, name, value string) *corev1.ConfigMap {
 	}
 }
 
-// call is one handler call as a recorder saw it.
-type call struct {
-	Type    string
-	Key     kubehandler.Key
-	Object  interface{}
-	Retries int
+// newRecorder returns a recording handler of informer's events.
+func newRecorder(informer cache.SharedInformer, name string) *recorder.Handler {
+	return recorder.New(informer, name)
 }
 
-// rv returns the resourceVersion of the call's object, or "".
-func (c call) rv() string {
-	if m, ok := c.Object.(metav1.Object); ok {
-		return m.GetResourceVersion()
-	}
-	return ""
-}
-
-// recorder is a handler that records its calls, detects overlapping calls
-// for one key, and lets a test decide each call's outcome with fn.
-type recorder struct {
-	kubehandler.DefaultHandler
-	fn func(ctx context.Context, ev kubehandler.Event) error
-
-	mu       sync.Mutex
-	calls    []call
-	inFlight map[kubehandler.Key]bool
-	overlaps []kubehandler.Key
-}
-
-func newRecorder(informer cache.SharedInformer, name string) *recorder {
-	return &recorder{
-		DefaultHandler: kubehandler.DefaultHandler{Informer: informer, Name: name},
-		inFlight:       make(map[kubehandler.Key]bool),
-	}
-}
-
-func (r *recorder) AddFunc(ctx context.Context, namespace, name string) error {
-	return r.handle(ctx, kubehandler.WorkqueueAddEvent, namespace, name)
-}
-
-func (r *recorder) UpdateFunc(ctx context.Context, namespace, name string) error {
-	return r.handle(ctx, kubehandler.WorkqueueUpdateEvent, namespace, name)
-}
-
-func (r *recorder) DeleteFunc(ctx context.Context, namespace, name string) error {
-	return r.handle(ctx, kubehandler.WorkqueueDeleteEvent, namespace, name)
-}
-
-func (r *recorder) handle(ctx context.Context, typ, namespace, name string) error {
-	ev, ok := kubehandler.EventFromContext(ctx)
-	if !ok {
-		panic("no Event in the handler's context")
-	}
-	if ev.Type != typ || ev.Key.Namespace != namespace || ev.Key.Name != name {
-		panic(fmt.Sprintf("Event %+v does not match the call %s %s/%s", ev, typ, namespace, name))
-	}
-	r.mu.Lock()
-	if r.inFlight[ev.Key] {
-		r.overlaps = append(r.overlaps, ev.Key)
-	}
-	r.inFlight[ev.Key] = true
-	r.calls = append(r.calls, call{Type: ev.Type, Key: ev.Key, Object: ev.Object, Retries: ev.Retries})
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.inFlight[ev.Key] = false
-		r.mu.Unlock()
-	}()
-	if r.fn != nil {
-		return r.fn(ctx, ev)
-	}
-	return nil
-}
-
-// snapshot returns the calls so far.
-func (r *recorder) snapshot() []call {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]call(nil), r.calls...)
-}
-
-// lastCalls returns the last call per key.
-func (r *recorder) lastCalls() map[kubehandler.Key]call {
-	last := make(map[kubehandler.Key]call)
-	for _, c := range r.snapshot() {
-		last[c.Key] = c
-	}
-	return last
-}
-
-// callsFor returns the calls of one key, in order.
-func (r *recorder) callsFor(key kubehandler.Key) []call {
-	var out []call
-	for _, c := range r.snapshot() {
-		if c.Key == key {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// matchesSource reports whether the last call of every key tells the truth
-// about the source (promise 3): an add or update carrying the stored
-// resourceVersion for objects that exist, a delete for those that do not. It
-// returns a description of the first mismatch.
-func (r *recorder) matchesSource(kind string, s *memsource.Source, names map[cache.ObjectName]bool) (bool, string) {
-	last := r.lastCalls()
+// sourceState returns, for the names given, the resourceVersion each has in
+// s, or "" for those that no longer exist: what recorder.Matches wants.
+func sourceState(kind string, s *memsource.Source, names map[cache.ObjectName]bool) map[kubehandler.Key]string {
+	want := make(map[kubehandler.Key]string, len(names))
 	for n := range names {
-		key := kubehandler.Key{Kind: kind, Namespace: n.Namespace, Name: n.Name}
-		c, called := last[key]
-		obj, exists := s.Get(n.Namespace, n.Name)
-		switch {
-		case !called && exists:
-			return false, fmt.Sprintf("%s exists but was never dispatched", key)
-		case !called:
-			continue // created and deleted before the handler ever saw it
-		case exists && c.Type == kubehandler.WorkqueueDeleteEvent:
-			return false, fmt.Sprintf("%s exists but its last call is a delete", key)
-		case exists && c.rv() != obj.(metav1.Object).GetResourceVersion():
-			return false, fmt.Sprintf("%s: last call saw rv %s, source has %s", key, c.rv(), obj.(metav1.Object).GetResourceVersion())
-		case !exists && c.Type != kubehandler.WorkqueueDeleteEvent:
-			return false, fmt.Sprintf("%s was deleted but its last call is %s", key, c.Type)
+		rv := ""
+		if obj, ok := s.Get(n.Namespace, n.Name); ok {
+			rv = obj.(metav1.Object).GetResourceVersion()
 		}
+		want[kubehandler.Key{Kind: kind, Namespace: n.Namespace, Name: n.Name}] = rv
 	}
-	return true, ""
+	return want
 }
 
 // running is a Run in the background.

@@ -47,7 +47,7 @@ func TestHandlerContextLogger(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			f := newFixture(t)
 			h := newRecorder(f.informer, "cms")
-			h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+			h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 				klog.FromContext(ctx).Info("reconciling")
 				return nil
 			}

@@ -80,7 +80,7 @@ func TestMetrics(t *testing.T) {
 	f := newFixture(t)
 	h := newRecorder(f.informer, "cm")
 	failedOnce := false
-	h.fn = func(ctx context.Context, ev kubehandler.Event) error {
+	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		switch ev.Key.Name {
 		case "fails-once":
 			if !failedOnce {
@@ -102,7 +102,7 @@ func TestMetrics(t *testing.T) {
 	run(t, loop, 1)
 
 	f.source.Create(configMap("ns", "ok", "1"))
-	eventually(t, "add of ok dispatched", func() bool { return len(h.snapshot()) == 1 })
+	eventually(t, "add of ok dispatched", func() bool { return len(h.Calls()) == 1 })
 	f.source.Delete("ns", "ok")
 	for _, name := range []string{"fails-once", "panics", "terminal"} {
 		f.source.Create(configMap("ns", name, "1"))

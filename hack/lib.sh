@@ -1,0 +1,5 @@
+# Sourced by hack/ scripts: what they share.
+
+# The Go modules of the repository, relative to its root. hack/kubelab is a
+# module of its own so that nothing of k8s.io/kubernetes reaches the library.
+MODULES=(. hack/kubelab)

@@ -1,0 +1,20 @@
+// Package integration tests the event loop against a real kube-apiserver and
+// etcd (hack/kubelab), with real typed and dynamic informers.
+package integration
+
+import (
+	_ "embed"
+	"testing"
+
+	"github.com/kubehandler/kubehandler/internal/kubelabtest"
+)
+
+// widgetCRD is a namespaced custom resource with a status subresource, for
+// tests of unstructured objects.
+//
+//go:embed testdata/widget-crd.yaml
+var widgetCRD []byte
+
+func TestMain(m *testing.M) {
+	kubelabtest.Main(m, kubelabtest.Options{CRDs: [][]byte{widgetCRD}})
+}
