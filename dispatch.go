@@ -337,7 +337,7 @@ func (e *timeoutError) Unwrap() []error { return []error{ErrHandlerTimeout, e.er
 // the result to count.
 func (r *runner) settle(ctx context.Context, e *entry, s stage, err error) (outcome, callResult) {
 	done := outcome{release: s.typ == deleteEvent}
-	if err == nil {
+	if err == nil || IsSkipStep(err) || IsCancelChain(err) {
 		r.forget(e)
 		return done, callSuccess
 	}
