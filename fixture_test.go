@@ -136,3 +136,8 @@ func unstructuredConfigMap(namespace, name, value string) *unstructured.Unstruct
 	_ = unstructured.SetNestedField(u.Object, value, "data", "value")
 	return u
 }
+
+// fastLimiter is a retry limiter for examples: 1ms, doubling to 10ms.
+func fastLimiter() workqueue.TypedRateLimiter[kubehandler.Key] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[kubehandler.Key](time.Millisecond, 10*time.Millisecond)
+}
