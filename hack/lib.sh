@@ -1,5 +1,7 @@
 # Sourced by hack/ scripts: what they share.
 
 # The Go modules of the repository, relative to its root. hack/kubelab is a
-# module of its own so that nothing of k8s.io/kubernetes reaches the library.
-MODULES=(. hack/kubelab)
+# module of its own so that nothing of k8s.io/kubernetes reaches the library;
+# sample-controller is one so that code-generator and what users copy with it
+# stay out of the library too.
+MODULES=(. hack/kubelab sample-controller)
