@@ -49,10 +49,20 @@ func (h *FooHandler) UpdateFunc(ctx context.Context, namespace, name string) err
 
 // Sync makes the Foo namespace/name's Deployment match its spec and writes
 // its status. It reads the Foo and the Deployment from the informers' caches
-// and writes with their resourceVersions: a write based on a stale cache
-// fails with a conflict and is retried by the loop, with the cache by then
-// up to date.
+// and writes with their resourceVersions, so a write based on a stale cache
+// fails with a conflict instead of undoing a newer change. Such a conflict
+// is not a failure: the newer version's event is on its way to this
+// controller and will sync the Foo again.
 func (h *FooHandler) Sync(ctx context.Context, namespace, name string) error {
+	err := h.sync(ctx, namespace, name)
+	if apierrors.IsConflict(err) {
+		klog.FromContext(ctx).V(4).Info("Cache behind the server; the next event syncs again", "err", err)
+		return nil
+	}
+	return err
+}
+
+func (h *FooHandler) sync(ctx context.Context, namespace, name string) error {
 	foo, err := h.Foos.Foos(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		return nil // deleted since; the delete is someone else's work

@@ -1,13 +1,17 @@
 package controller
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	core "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
@@ -142,6 +146,33 @@ func TestFooHandlerSync(t *testing.T) {
 				if ready.ObservedGeneration != tt.foo.Generation {
 					t.Errorf("Ready observedGeneration = %d, want %d", ready.ObservedGeneration, tt.foo.Generation)
 				}
+			}
+		})
+	}
+}
+
+// TestFooHandlerConflict checks that a conflict, which means the cache is
+// behind and a newer event is coming, is not reported as a failure, and
+// that other errors are.
+func TestFooHandlerConflict(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		wantErr bool
+	}{
+		{"conflict", apierrors.NewConflict(samplev1alpha1.Resource("foos"), "foo", errors.New("stale")), false},
+		{"other error", apierrors.NewInternalError(errors.New("boom")), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			foo := newFoo("foo", 1)
+			f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+			f.fooClient.PrependReactor("update", "foos", func(core.Action) (bool, runtime.Object, error) {
+				return true, nil, tt.err
+			})
+			err := f.foos.Sync(t.Context(), foo.Namespace, foo.Name)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("Sync: error %v, want error: %v", err, tt.wantErr)
 			}
 		})
 	}

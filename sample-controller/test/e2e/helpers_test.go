@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/sample-controller/pkg/controller"
+	"github.com/kubehandler/kubehandler/sample-controller/pkg/generated/clientset/versioned"
+)
+
+// clients are the clients of one test, made from the lab's configuration.
+type clients struct {
+	kube    kubernetes.Interface
+	foo     versioned.Interface
+	dynamic dynamic.Interface
+}
+
+func newClients(t testing.TB, cfg *rest.Config) clients {
+	t.Helper()
+	return clients{
+		kube:    kubernetes.NewForConfigOrDie(cfg),
+		foo:     versioned.NewForConfigOrDie(cfg),
+		dynamic: dynamic.NewForConfigOrDie(cfg),
+	}
+}
+
+// installCRD creates the Foo CRD from artifacts/crd.yaml and waits until
+// Foos can be created without the apiserver's two-second delay after a CRD
+// becomes Established.
+func installCRD(ctx context.Context, cfg *rest.Config) error {
+	data, err := os.ReadFile("../../artifacts/crd.yaml")
+	if err != nil {
+		return err
+	}
+	crd := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(data, &crd.Object); err != nil {
+		return err
+	}
+	client := dynamic.NewForConfigOrDie(cfg).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := client.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating the CRD: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		got, err := client.Get(ctx, crd.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		conditions, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+		for _, c := range conditions {
+			if c, _ := c.(map[string]any); c["type"] == "Established" && c["status"] == "True" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the CRD to be established: %w", err)
+	}
+	// The apiserver delays the first creates of a new CRD's objects for two
+	// seconds after it is Established.
+	time.Sleep(2100 * time.Millisecond)
+	return nil
+}
+
+// newNamespace creates a namespace for the test, named after it, deleted
+// when the test ends.
+func newNamespace(t *testing.T, c clients) string {
+	t.Helper()
+	prefix := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(prefix) > 40 {
+		prefix = prefix[:40]
+	}
+	ns, err := c.kube.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: strings.Trim(prefix, "-") + "-" + rand.String(5)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Not waited for: the namespace controller finishes it.
+		if err := c.kube.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("deleting namespace %s: %v", ns.Name, err)
+		}
+	})
+	return ns.Name
+}
+
+// runningController is a controller run in this process by a test.
+type runningController struct {
+	metrics *prometheus.Registry
+	ctl     *controller.Controller
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// startController runs the sample controller in this process until the
+// test ends, and waits until its informers have synced. The test fails if
+// Run returns an error.
+func startController(t *testing.T) *runningController {
+	t.Helper()
+	cfg := labConfig()
+	c := newClients(t, cfg)
+	r := &runningController{metrics: prometheus.NewRegistry(), done: make(chan error, 1)}
+	var err error
+	r.ctl, err = controller.New(controller.Config{
+		KubeClient:    c.kube,
+		FooClient:     c.foo,
+		DynamicClient: c.dynamic,
+		LoopOptions:   []kubehandler.Option{kubehandler.WithMetrics(r.metrics)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	r.cancel = cancel
+	go func() { r.done <- r.ctl.Run(ctx, 4) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-r.done; err != nil {
+				t.Errorf("controller.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	poll(t, 30*time.Second, "the controller's informers to sync", func() (bool, error) {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			return false, fmt.Errorf("controller.Run returned early: %v", err)
+		default:
+		}
+		return r.ctl.HasSynced(), nil
+	})
+	return r
+}
+
+// calls returns how many calls the controller's handler has returned from,
+// whatever the result.
+func (r *runningController) calls(t *testing.T, handler string) int {
+	t.Helper()
+	families, err := r.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() != "kubehandler_handler_calls_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if label(m, "handler") == handler {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return int(n)
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// poll calls cond every 100ms until it returns true, and fails the test if
+// that takes longer than timeout or cond returns an error. The last error
+// cond returned is in the message.
+func poll(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	if err := pollErr(timeout, cond); err != nil {
+		t.Fatalf("waiting %s for %s: %v", timeout, what, err)
+	}
+}
+
+func pollErr(timeout time.Duration, cond func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last error
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		ok, err := cond()
+		if err != nil && !isRetryable(err) {
+			return false, err
+		}
+		last = err
+		return ok, nil
+	})
+	if err != nil && last != nil {
+		return fmt.Errorf("%w (last: %v)", err, last)
+	}
+	return err
+}
+
+// isRetryable reports errors a poll goes on after: an object not there yet,
+// or a condition not met yet (notYet).
+func isRetryable(err error) bool {
+	_, ok := err.(notYet)
+	return ok || apierrors.IsNotFound(err) || apierrors.IsConflict(err)
+}
+
+// notYet is an error a poll condition returns to say why it is not done.
+type notYet string
+
+func (e notYet) Error() string { return string(e) }
+
+func notYetf(format string, args ...any) error { return notYet(fmt.Sprintf(format, args...)) }
