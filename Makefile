@@ -8,31 +8,35 @@ GO ?= go
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*##/ {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build every package and command
 	$(GO) build ./...
 	cd hack/kubelab && $(GO) build ./...
+	cd sample-controller && $(GO) build ./...
 
 .PHONY: verify
-verify: ## Check formatting, vet and go.mod tidiness (changes nothing)
+verify: ## Check formatting, vet, go.mod tidiness and generated code (changes nothing)
 	hack/verify-gofmt.sh
 	hack/verify-govet.sh
 	hack/verify-gomod.sh
+	hack/verify-codegen.sh
 
 .PHONY: update
-update: ## Rewrite what verify checks: gofmt, go mod tidy
+update: ## Rewrite what verify checks: generated code, gofmt, go mod tidy
+	hack/update-codegen.sh
 	hack/update-gofmt.sh
 	hack/update-gomod.sh
 
 .PHONY: test
-test: verify test-unit test-integration ## Run verify and every test tier, with -race
+test: verify test-unit test-integration test-e2e ## Run verify and every test tier, with -race
 
 .PHONY: test-unit
 test-unit: ## Unit tests (fake clients, real informers, in-memory sources)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /internal/kubelabtest)
 	cd hack/kubelab && $(GO) test -race -count=1 ./internal/...
+	cd sample-controller && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
 
 .PHONY: test-integration
 test-integration: ## Integration tests against a real kube-apiserver and etcd (hack/kubelab)
@@ -47,6 +51,15 @@ bench: ## Print kubehandler beside a plain client-go workqueue loop, same worklo
 kubelab: ## Start a local control plane to play with (Ctrl-C stops it)
 	hack/run-kubelab.sh
 
+.PHONY: test-e2e
+test-e2e: ## End-to-end tests of sample-controller on kubelab; prints its figures (200 Foos to Ready, restart)
+	@# -v: the tests report their figures with t.Log.
+	bin="$$(hack/build-kubelab.sh)"; cd sample-controller && KUBELAB_BIN="$$bin" $(GO) test -race -count=1 -v ./test/e2e/...
+
 .PHONY: run
-run: ## Run a demo event loop over in-memory ConfigMaps (Ctrl-C stops it)
+run: ## Run sample-controller: on your cluster, or on a kubelab it starts if none is configured (Ctrl-C stops all; ARGS=... for flags)
+	hack/run-sample.sh $(ARGS)
+
+.PHONY: demo
+demo: ## Run a demo event loop over in-memory ConfigMaps (Ctrl-C stops it)
 	$(GO) run ./hack/demo
