@@ -525,7 +525,21 @@ func TestStepAdapters(t *testing.T) {
 // resourceVersion precondition.
 type fakeServer struct {
 	source *memsource.Source
+	snap   *snapshots // if set, takes a copy of every object written
 	mu     sync.Mutex
+}
+
+// Create stores obj.
+func (s *fakeServer) Create(obj runtime.Object) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.write(obj, s.source.Create)
+}
+
+// write stores obj with store, and snapshots it as stored.
+func (s *fakeServer) write(obj runtime.Object, store func(runtime.Object) string) {
+	before := s.snap.copy(obj)
+	s.snap.add(obj, before, store(obj))
 }
 
 func (s *fakeServer) Patch(_ context.Context, namespace, name string, pt types.PatchType, data []byte) error {
@@ -557,7 +571,7 @@ func (s *fakeServer) Patch(_ context.Context, namespace, name string, pt types.P
 		s.source.Delete(namespace, name)
 		return nil
 	}
-	s.source.Update(obj)
+	s.write(obj, s.source.Update)
 	return nil
 }
 
@@ -576,7 +590,7 @@ func (s *fakeServer) Delete(namespace, name string) {
 	obj := cur.DeepCopyObject()
 	now := metav1.Now()
 	mustMeta(obj).SetDeletionTimestamp(&now)
-	s.source.Update(obj)
+	s.write(obj, s.source.Update)
 }
 
 // Set replaces the object by what change makes of a copy of it.
@@ -589,7 +603,7 @@ func (s *fakeServer) Set(namespace, name string, change func(runtime.Object)) {
 	}
 	obj := cur.DeepCopyObject()
 	change(obj)
-	s.source.Update(obj)
+	s.write(obj, s.source.Update)
 }
 
 func mustMeta(obj runtime.Object) metav1.Object {
