@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -27,16 +29,23 @@ type runner struct {
 	logger logr.Logger
 
 	// ctx is the parent of every handler call's context; it is cancelled
-	// when Run's context is, or when an ErrorHandler says stop.
+	// when Run's context is, when an ErrorHandler says stop, and when
+	// leadership is lost.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	workers sync.WaitGroup
+	synced  atomic.Bool   // the caches have synced: workers may start
+	leading atomic.Bool   // with leader election: this replica leads
+	lease   *observedLock // with leader election; set before the runner is shared
 
 	stopOnce sync.Once
 	stopErr  error // set once, before cancel, by stop
 }
 
 func newRunner(ctx context.Context, q *workQueue, logger logr.Logger, threadiness int) *runner {
-	base := newEntryQueue(&q.mu, q.opts.clock, threadiness, q.metrics, q.name)
+	base := newEntryQueue(&q.mu, q.opts.clock, threadiness, q.metrics, q.name,
+		q.opts.livenessTimeout > 0 || q.opts.drainTimeout > 0)
 	// client-go's delaying queue counts workqueue_retries_total when it has
 	// a name and a provider; without WithMetrics it gets neither.
 	delayingCfg := workqueue.TypedDelayingQueueConfig[*entry]{Logger: &logger, Clock: q.opts.clock, Queue: base}
@@ -54,6 +63,9 @@ func newRunner(ctx context.Context, q *workQueue, logger logr.Logger, threadines
 		logger: logger,
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
+	if le := q.opts.leaderElection; le != nil {
+		r.lease = newObservedLock(le, q.opts.clock)
+	}
 	return r
 }
 
@@ -66,22 +78,66 @@ func (l keyLimiter) When(e *entry) time.Duration { return l.limiter.When(e.key) 
 func (l keyLimiter) Forget(e *entry)             { l.limiter.Forget(e.key) }
 func (l keyLimiter) NumRequeues(e *entry) int    { return l.limiter.NumRequeues(e.key) }
 
-// run starts threadiness workers and returns once the context is done and
-// every worker has returned: no handler call outlives it (promise 6).
+// run dispatches with threadiness workers until the context is done, then
+// stops them.
 func (r *runner) run(threadiness int) error {
-	var wg sync.WaitGroup
+	r.startWorkers(threadiness)
+	<-r.ctx.Done()
+	return r.stopWorkers()
+}
+
+// startWorkers starts threadiness workers.
+func (r *runner) startWorkers(threadiness int) {
 	for i := range threadiness {
-		wg.Go(func() { r.work(i) })
+		r.workers.Go(func() { r.work(i) })
 	}
 	if r.base.series != nil {
-		wg.Go(r.reportUnfinishedWork)
+		r.workers.Go(r.reportUnfinishedWork)
 	}
-	<-r.ctx.Done()
-	// Stop taking work; entries still queued keep their events.
+}
+
+// stopWorkers stops taking work (entries still queued keep their events),
+// cancels the calls' context, and waits for the calls in flight to return:
+// then no goroutine of the Run is left (promise 6). With WithDrainTimeout it
+// waits that long at most, and returns an error naming the calls still
+// running.
+func (r *runner) stopWorkers() error {
 	r.queue.ShutDown()
-	wg.Wait()
 	r.cancel()
-	return r.stopErr
+	d := r.q.opts.drainTimeout
+	if d <= 0 {
+		r.workers.Wait()
+		return r.stopErr
+	}
+	drained := make(chan struct{})
+	go func() {
+		r.workers.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+		return r.stopErr
+	case <-r.q.opts.clock.After(d):
+		return errors.Join(r.stopErr, r.drainTimeoutError(d))
+	}
+}
+
+// ErrDrainTimeout is wrapped by the error Run returns when handler calls were
+// still running when the drain timeout set with WithDrainTimeout ran out.
+var ErrDrainTimeout = errors.New("handler calls still running after the drain timeout")
+
+// drainTimeoutError names the calls still running.
+func (r *runner) drainTimeoutError(d time.Duration) error {
+	r.q.mu.Lock()
+	defer r.q.mu.Unlock()
+	now := r.q.opts.clock.Now()
+	var running []string
+	for _, s := range r.base.slots {
+		if s.entry != nil {
+			running = append(running, fmt.Sprintf("%s (running for %s)", s.entry.key, now.Sub(s.started).Round(time.Millisecond)))
+		}
+	}
+	return fmt.Errorf("kubehandler: queue %q: %w (%s): %s", r.q.name, ErrDrainTimeout, d, strings.Join(running, ", "))
 }
 
 // shutDown ends a runner that never started its workers.
@@ -194,6 +250,15 @@ func (r *runner) finish(i int, e *entry, o outcome) {
 		e.removed = true
 	}
 	r.base.finish(i)
+	if q.active != r {
+		// This call outlived its Run (the drain timeout ran out): hand the
+		// entry to the Run in progress, if any, which left it alone while
+		// it was processing here.
+		e.dirty = false
+		if q.active != nil && !e.events.empty() {
+			q.active.base.addLocked(e)
+		}
+	}
 	q.mu.Unlock()
 	switch {
 	case o.limited:

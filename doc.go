@@ -94,6 +94,29 @@
 //   - A WorkQueue event of a kind with no handler for its type is dropped,
 //     logged at verbosity 4.
 //
+// # Running in production
+//
+// WithLeaderElection lets several replicas of a controller take turns on a
+// coordination.k8s.io Lease (client-go's tools/leaderelection): every
+// replica runs its informers and queue, only the leader runs workers. A
+// leader that loses the lease stops its workers at once, waits for its
+// calls, and Run returns an error wrapping ErrLeaderElectionLost: exit, and
+// let the process restart. On a cancelled context the leader waits for its
+// calls, then releases the lease, so a standby takes over without waiting
+// for it to expire and never while the old leader still dispatches.
+//
+// Readiness and Liveness are checks for HTTP probes (ProbeHandler serves
+// them): ready once the caches synced and, with leader election, while
+// leading or a standby in touch with the lease; live unless a call has run
+// longer than WithLivenessTimeout. IsLeader tells whether the loop runs
+// workers now; with WithMetrics the gauge kubehandler_leader says so too.
+//
+// WithHandlerTimeout gives each call a deadline (an overrun is counted,
+// logged and retried); WithDrainTimeout bounds how long Run waits for calls
+// when it stops, and then names the calls still running. Eventf records a
+// Kubernetes Event about the object of a call (WithEventRecorder,
+// NewEventRecorder).
+//
 // # Metrics and logs
 //
 // WithMetrics registers, on a prometheus.Registerer of your choice, the
@@ -102,7 +125,8 @@
 // workqueue_retries_total, workqueue_unfinished_work_seconds,
 // workqueue_longest_running_processor_seconds, labelled by queue name) and
 // kubehandler_handler_calls_total (by queue name, handler, event and result:
-// success, error, requeue, terminal, panic, timeout) and
-// kubehandler_handler_duration_seconds. Logs go through klog/v2's contextual
+// success, error, requeue, terminal, panic, timeout),
+// kubehandler_handler_duration_seconds and, with leader election,
+// kubehandler_leader. Logs go through klog/v2's contextual
 // logging: the logger of Run's context, or WithLogger's.
 package kubehandler

@@ -40,6 +40,7 @@ type metrics struct {
 	latency, workDuration             *prometheus.HistogramVec
 	calls                             *prometheus.CounterVec
 	callDuration                      *prometheus.HistogramVec
+	leader                            *prometheus.GaugeVec
 }
 
 // newMetrics creates the collectors and registers them on reg; when reg
@@ -89,9 +90,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "How long handler calls take, by queue name, handler and event type.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
 		}, []string{"name", "handler", "event"}),
+		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kubehandler", Name: "leader",
+			Help: "1 while the loop of this name holds its leader election lease, 0 otherwise.",
+		}, []string{"name"}),
 	}
 	var err error
-	for _, c := range []**prometheus.GaugeVec{&m.depth, &m.unfinished, &m.longestRunning} {
+	for _, c := range []**prometheus.GaugeVec{&m.depth, &m.unfinished, &m.longestRunning, &m.leader} {
 		err = errors.Join(err, register(reg, c))
 	}
 	for _, c := range []**prometheus.CounterVec{&m.adds, &m.retries, &m.calls} {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 )
@@ -24,6 +25,11 @@ type options struct {
 	registerer     prometheus.Registerer
 	logger         *logr.Logger
 	handlerTimeout time.Duration
+	drainTimeout   time.Duration
+	// livenessTimeout is how long a call may run before Liveness fails.
+	livenessTimeout time.Duration
+	leaderElection  *LeaderElection
+	recorder        record.EventRecorder
 
 	// errs are the mistakes found while applying options; Run reports them.
 	errs []error
@@ -96,6 +102,44 @@ func WithMetrics(reg prometheus.Registerer) Option {
 // it is the logger of Run's context (klog.FromContext).
 func WithLogger(logger logr.Logger) Option {
 	return func(o *options) { o.logger = &logger }
+}
+
+// WithDrainTimeout bounds how long Run waits, once it stops (its context is
+// cancelled, an ErrorHandler says stop, or leadership is lost), for the
+// handler calls in flight. When d runs out, Run returns an error wrapping
+// ErrDrainTimeout that names the calls still running, and those calls go on
+// in the background, their context cancelled; a later Run of the same loop
+// leaves their keys alone until they return. Zero, the default, waits for
+// as long as the calls take.
+func WithDrainTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.errs = append(o.errs, fmt.Errorf("kubehandler: WithDrainTimeout(%s): the timeout must not be negative", d))
+			return
+		}
+		o.drainTimeout = d
+	}
+}
+
+// WithLivenessTimeout makes Liveness fail while a handler call has been
+// running for longer than d: a worker stuck for good (a call that ignores its
+// context and never returns) is worth a restart. Zero, the default, never
+// fails for that.
+func WithLivenessTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.errs = append(o.errs, fmt.Errorf("kubehandler: WithLivenessTimeout(%s): the timeout must not be negative", d))
+			return
+		}
+		o.livenessTimeout = d
+	}
+}
+
+// WithEventRecorder gives handler calls a recorder of Kubernetes Events:
+// Eventf(ctx, ...) records an Event about the object of the call. See
+// NewEventRecorder for one that writes to the API server.
+func WithEventRecorder(r record.EventRecorder) Option {
+	return func(o *options) { o.recorder = r }
 }
 
 // WithHandlerTimeout gives each handler call a context with a deadline d

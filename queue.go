@@ -33,6 +33,7 @@ type entryQueue struct {
 	slots []slot
 
 	series *queueSeries // nil without WithMetrics
+	timed  bool         // record when each call starts (metrics, liveness, drain)
 	// addedAt holds when queued entries were added, for the latency metric;
 	// kept only with metrics, as client-go does.
 	addedAt map[*entry]time.Time
@@ -54,8 +55,8 @@ type queueSeries struct {
 
 var _ workqueue.TypedInterface[*entry] = (*entryQueue)(nil)
 
-func newEntryQueue(mu *sync.Mutex, c clock.Clock, workers int, m *metrics, name string) *entryQueue {
-	eq := &entryQueue{mu: mu, cond: sync.NewCond(mu), clock: c, slots: make([]slot, workers)}
+func newEntryQueue(mu *sync.Mutex, c clock.Clock, workers int, m *metrics, name string, timed bool) *entryQueue {
+	eq := &entryQueue{mu: mu, cond: sync.NewCond(mu), clock: c, slots: make([]slot, workers), timed: timed || m != nil}
 	if m != nil {
 		eq.addedAt = make(map[*entry]time.Time)
 		p := queueMetrics{m}
@@ -150,7 +151,7 @@ func (eq *entryQueue) getLocked() (*entry, bool) {
 // start records that worker i is processing e. mu must be held.
 func (eq *entryQueue) start(i int, e *entry) {
 	s := slot{entry: e}
-	if eq.series != nil {
+	if eq.timed {
 		s.started = eq.clock.Now()
 	}
 	eq.slots[i] = s
@@ -219,10 +220,14 @@ func (eq *entryQueue) updateUnfinishedWork() {
 	eq.series.longestRunning.Set(oldest)
 }
 
-// reset clears the queue flags of every entry once a Run is over, so the
-// next Run starts from the entries' pending events alone. mu must be held.
+// resetEntries clears the queue flags of every entry once a Run is over, so
+// the next Run starts from the entries' pending events alone. An entry still
+// processing (a call that outlived its Run's drain timeout) stays so: the
+// next Run leaves it alone until that call returns. mu must be held.
 func resetEntries(entries map[Key]*entry) {
 	for _, e := range entries {
-		e.dirty, e.processing = false, false
+		if !e.processing {
+			e.dirty = false
+		}
 	}
 }

@@ -262,19 +262,24 @@ func (q *workQueue) run(ctx context.Context, threadiness int, checkers []cache.D
 	q.mu.Unlock()
 
 	var err error
-	if waitForSync(ctx, logger, checkers, synced) {
+	switch {
+	case !waitForSync(ctx, logger, checkers, synced):
+		// Only a cancelled ctx ends the wait early: a normal shutdown.
+		r.shutDown()
+	case q.opts.leaderElection != nil:
+		r.synced.Store(true)
+		err = r.lead(threadiness)
+	default:
+		r.synced.Store(true)
 		logger.V(2).Info("Starting workers", "count", threadiness)
 		err = r.run(threadiness)
 		logger.V(2).Info("Workers stopped")
-	} else {
-		// Only a cancelled ctx ends the wait early: a normal shutdown.
-		r.shutDown()
 	}
 
 	q.mu.Lock()
 	q.active = nil
 	resetEntries(q.entries)
-	if err != nil {
+	if r.stopErr != nil {
 		// ErrorActionStop: what is still queued is discarded; a restarted
 		// controller relists it.
 		for _, e := range q.entries {
