@@ -52,9 +52,9 @@ kubelab: ## Start a local control plane to play with (Ctrl-C stops it)
 	hack/run-kubelab.sh
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end tests of sample-controller on kubelab; prints its figures (200 Foos to Ready, restart)
+test-e2e: ## End-to-end tests of sample-controller on kubelab, and of its rename script; prints figures
 	@# -v: the tests report their figures with t.Log.
-	bin="$$(hack/build-kubelab.sh)"; cd sample-controller && KUBELAB_BIN="$$bin" $(GO) test -race -count=1 -v ./test/e2e/...
+	bin="$$(hack/build-kubelab.sh)"; cd sample-controller && KUBELAB_BIN="$$bin" $(GO) test -race -count=1 -v ./test/...
 
 .PHONY: run
 run: ## Run sample-controller: on your cluster, or on a kubelab it starts if none is configured (Ctrl-C stops all; ARGS=... for flags)
