@@ -117,6 +117,44 @@
 // Kubernetes Event about the object of a call (WithEventRecorder,
 // NewEventRecorder).
 //
+// # Chains and typed handlers
+//
+// A Chain is one handler made of Steps run in order (every EventHandler is
+// a Step; StepFunc and DeleteStepFunc adapt single functions). It is one
+// Key, so still one call in flight per object. A TypedHandler hands its
+// functions the object itself, typed (*appsv1.Deployment, or
+// *unstructured.Unstructured with a dynamic informer), taken from the event
+// (for a delete, its final state) or looked up by key. Both hand out the
+// informer's cached objects: do not mutate them. Objects being deleted (a
+// delete, or an object with a deletion timestamp that finalizers hold) go
+// to the steps' DeleteFunc, which must therefore be idempotent. A Chain may
+// own a finalizer (Chain.Finalizer, patched through Chain.Patch, see
+// ClientPatch): it adds it to live objects and removes it only once every
+// step's delete path returned nil or SkipStep.
+//
+// A step controls the chain with what it returns, as any handler does:
+//
+//	nil, SkipStep()     done; the next step runs
+//	CancelChain()       stop here, as a success (a paused object)
+//	RequeueAfter(d)     done for now; the next steps run, then the event
+//	                    comes back after the smallest d asked for
+//	KeepFinalizer(d)    the same, said on a delete path: not cleaned up
+//	                    yet, keep the finalizer (the deletion waits)
+//	Terminal(err)       stop; failed, not retried
+//	other error, panic  stop; failed, the whole chain retried
+//
+// These are errors, not flags set on the context (as operatorkit does).
+// An error is what a step already returns: a decision made deep inside a
+// helper travels up through ordinary "if err != nil { return err }" code,
+// can be wrapped with context (errors.Is and errors.As see through the
+// wrapping), and cannot be set and then lost, as a context flag can when
+// the code after it returns a plain error. It is also the form
+// RequeueAfter and Terminal already have, so a step is an ordinary
+// handler: returned by a handler outside a chain, SkipStep and CancelChain
+// are successes and KeepFinalizer is RequeueAfter. Unlike operatorkit, a
+// cancelled delete path keeps the chain's finalizer: a cancelled cleanup
+// has not cleaned up.
+//
 // # Metrics and logs
 //
 // WithMetrics registers, on a prometheus.Registerer of your choice, the
