@@ -2,6 +2,9 @@ package pause_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,20 +42,7 @@ func TestThroughLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop := kubehandler.NewEventLoop("pause-test")
-	loop.Register(h)
-
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	factory.Start(ctx.Done())
-	go func() { done <- loop.Run(ctx, 2) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-		factory.Shutdown()
-	}()
+	runLoop(t, factory, h)
 
 	heldKey := kubehandler.Key{Kind: "widgets", Namespace: "ns", Name: "held"}
 	liveKey := kubehandler.Key{Kind: "widgets", Namespace: "ns", Name: "live"}
@@ -98,4 +88,136 @@ func poll(t *testing.T, what string, cond func() bool) {
 	if err != nil {
 		t.Fatalf("waiting until %s: %v", what, err)
 	}
+}
+
+// deleteSpy signals each return of the pause handler's DeleteFunc.
+type deleteSpy struct {
+	*pause.Handler
+	deleted chan error
+}
+
+func (s *deleteSpy) DeleteFunc(ctx context.Context, namespace, name string) error {
+	err := s.Handler.DeleteFunc(ctx, namespace, name)
+	s.deleted <- err
+	return err
+}
+
+// TestDeleteEventThroughLoop: the delete of a labelled object reaches next
+// by default, not with WithPauseDeletes.
+func TestDeleteEventThroughLoop(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     []pause.Option
+		wantPass bool
+	}{
+		{"by default", nil, true},
+		{"WithPauseDeletes", []pause.Option{pause.WithPauseDeletes()}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			held := widget("held", map[string]string{label: "x"})
+			held.SetResourceVersion("")
+			client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+				map[schema.GroupVersionResource]string{widgets: "WidgetList"}, held)
+			factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
+			informer := factory.ForResource(widgets).Informer()
+			next := recorder.New(informer, "widgets")
+			h, err := pause.New(next, label, pause.DynamicPatch(client, widgets), tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spy := &deleteSpy{Handler: h, deleted: make(chan error, 1)}
+			runLoop(t, factory, spy)
+			poll(t, "held gets the Paused condition", func() bool { return pausedStatus(t, client, "held") == "True" })
+
+			if err := client.Resource(widgets).Namespace("ns").Delete(t.Context(), "held", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-spy.deleted:
+				if err != nil {
+					t.Errorf("DeleteFunc = %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the delete was not dispatched")
+			}
+
+			var deletes int
+			for _, c := range next.Calls() {
+				if c.Type == kubehandler.WorkqueueDeleteEvent {
+					deletes++
+				} else {
+					t.Errorf("next got a %s of the labelled object", c.Type)
+				}
+			}
+			if passed := deletes > 0; passed != tt.wantPass {
+				t.Errorf("delete passed on = %v, want %v", passed, tt.wantPass)
+			}
+		})
+	}
+}
+
+// TestChainStep: as a step of a kubehandler.Chain, the handler cancels the
+// steps after it for a paused object.
+func TestChainStep(t *testing.T) {
+	live, held := widget("live", nil), widget("held", map[string]string{label: "x"})
+	live.SetResourceVersion("")
+	held.SetResourceVersion("")
+	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{widgets: "WidgetList"}, live, held)
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
+	informer := factory.ForResource(widgets).Informer()
+	step, err := pause.NewStep(label, pause.DynamicPatch(client, widgets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var reconciled []string // with the label's presence
+	reconcile := kubehandler.StepFunc(func(ctx context.Context, namespace, name string) error {
+		ev, _ := kubehandler.EventFromContext(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		reconciled = append(reconciled, fmt.Sprintf("%s paused=%v", name, pause.IsPaused(ev.Object.(*unstructured.Unstructured), label)))
+		return nil
+	})
+	runLoop(t, factory, &kubehandler.Chain{
+		DefaultHandler: kubehandler.DefaultHandler{Informer: informer, Name: "widgets"},
+		Steps:          []kubehandler.Step{step, reconcile},
+	})
+	saw := func(s string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(reconciled, s)
+	}
+	poll(t, "live reconciled", func() bool { return saw("live paused=false") })
+	poll(t, "held gets the Paused condition", func() bool { return pausedStatus(t, client, "held") == "True" })
+
+	_, err = client.Resource(widgets).Namespace("ns").Patch(t.Context(), "held", types.MergePatchType,
+		[]byte(`{"metadata":{"labels":null}}`), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "held reconciled once unlabelled", func() bool { return saw("held paused=false") })
+	poll(t, "held loses the Paused condition", func() bool { return pausedStatus(t, client, "held") == "" })
+	if saw("held paused=true") {
+		t.Error("the step after pause ran for the labelled object")
+	}
+}
+
+// runLoop runs h on a loop until the test ends.
+func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory, h kubehandler.EventHandler) {
+	t.Helper()
+	loop := kubehandler.NewEventLoop("pause-test")
+	loop.Register(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	factory.Start(ctx.Done())
+	go func() { done <- loop.Run(ctx, 2) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		factory.Shutdown()
+	})
 }

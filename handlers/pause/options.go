@@ -16,10 +16,12 @@ type options struct {
 	clock        clock.PassiveClock
 }
 
-// WithPauseDeletes holds back delete events of paused objects too: the
-// final state of the deleted object carries the pause label, and next does
-// not see the delete. By default deletes are passed on, paused or not, so
-// that a controller cleans up after an object that is gone.
+// WithPauseDeletes holds back the delete path of paused objects too: a
+// delete whose final state carries the pause label, and an add or update of
+// a paused object that has a deletion timestamp (which gets the Paused
+// condition). Finalizers of next then stay on a paused object until the
+// label is removed. By default the delete path is passed on, paused or not,
+// so that a controller cleans up after an object that goes away.
 func WithPauseDeletes() Option {
 	return func(o *options) { o.pauseDeletes = true }
 }

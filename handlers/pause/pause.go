@@ -51,14 +51,16 @@
 // controllers set are never lost, and there is one write per pause or
 // resume, not a storm.
 //
-// # Deletes and deletion
+// # The delete path
 //
-// Delete events are passed on, paused or not, so that a controller cleans
-// up after an object that is gone; WithPauseDeletes holds them back too.
-// An update of a paused object that is being deleted (deletion timestamp
-// set) is an update: it is held back, so a finalizer of next's stays on a
-// paused object until the label is removed. That is the point of pausing:
-// the controller keeps its hands off, cleanup included.
+// Deletes pass through by default, paused or not: delete events and, as a
+// Chain defines the delete path, adds and updates of an object that has a
+// deletion timestamp. So a controller cleans up after an object that goes
+// away and removes its finalizers, and a paused object can be deleted.
+// WithPauseDeletes holds the delete path back too: then a paused object's
+// finalizers stay until the label is removed (its deletion waits, and the
+// Paused condition says why), and a delete whose final state carried the
+// label is not passed on.
 //
 // # SelfPause
 //
@@ -179,7 +181,8 @@ func (h *Handler) GetInformer() cache.SharedInformer {
 
 // AddFunc passes the add on to next unless the object is paused; then it
 // sets the Paused condition if needed. If the object is not paused and has
-// a Paused condition, the condition is removed first.
+// a Paused condition, the condition is removed first. An object being
+// deleted is on the delete path: see DeleteFunc.
 func (h *Handler) AddFunc(ctx context.Context, namespace, name string) error {
 	pass, err := h.gate(ctx, namespace, name, false)
 	if !pass || h.next == nil {
@@ -197,8 +200,10 @@ func (h *Handler) UpdateFunc(ctx context.Context, namespace, name string) error 
 	return h.next.UpdateFunc(ctx, namespace, name)
 }
 
-// DeleteFunc passes the delete on to next, unless WithPauseDeletes is set
-// and the deleted object carried the pause label.
+// DeleteFunc passes the delete on to next. With WithPauseDeletes it treats
+// the delete path like adds and updates: a delete is held back if the
+// object's final state carried the pause label, and a paused object being
+// deleted (a Chain calls DeleteFunc for it) also gets the Paused condition.
 func (h *Handler) DeleteFunc(ctx context.Context, namespace, name string) error {
 	pass, err := h.gate(ctx, namespace, name, true)
 	if !pass || h.next == nil {
@@ -210,8 +215,8 @@ func (h *Handler) DeleteFunc(ctx context.Context, namespace, name string) error 
 // gate decides whether the event of namespace/name goes on. If not, err is
 // what the callback returns: nil, kubehandler.CancelChain() for a step, or
 // the failure of a status patch.
-func (h *Handler) gate(ctx context.Context, namespace, name string, isDelete bool) (pass bool, err error) {
-	obj, err := h.object(ctx, namespace, name)
+func (h *Handler) gate(ctx context.Context, namespace, name string, deleteCallback bool) (pass bool, err error) {
+	obj, exists, err := h.object(ctx, namespace, name, deleteCallback)
 	if err != nil {
 		return false, err
 	}
@@ -224,25 +229,24 @@ func (h *Handler) gate(ctx context.Context, namespace, name string, isDelete boo
 	if err != nil {
 		return false, kubehandler.Terminal(fmt.Errorf("pause: %w", err))
 	}
-	paused := IsPaused(m, h.labelKey)
-	switch {
-	case isDelete && paused && h.opts.pauseDeletes:
-		klog.FromContext(ctx).V(4).Info("Held back the delete of a paused object", "label", h.labelKey)
-		return false, h.held()
-	case isDelete:
+	if deleting := !exists || m.GetDeletionTimestamp() != nil; deleting && !h.opts.pauseDeletes {
 		return true, nil
-	case paused:
-		if err := h.markPaused(ctx, obj, m); err != nil {
-			return false, err
+	}
+	if IsPaused(m, h.labelKey) {
+		if exists {
+			if err := h.markPaused(ctx, obj, m); err != nil {
+				return false, err
+			}
 		}
 		klog.FromContext(ctx).V(4).Info("Held back the event of a paused object", "label", h.labelKey)
 		return false, h.held()
-	default:
+	}
+	if exists {
 		if err := h.markResumed(ctx, obj, m); err != nil {
 			return false, err
 		}
-		return true, nil
 	}
+	return true, nil
 }
 
 // held is what a callback returns for an event it holds back.
@@ -253,12 +257,18 @@ func (h *Handler) held() error {
 	return nil
 }
 
-// object returns the object of the call: the Event's, or the store's, or
-// nil if neither has it.
-func (h *Handler) object(ctx context.Context, namespace, name string) (interface{}, error) {
-	if ev, ok := kubehandler.EventFromContext(ctx); ok && ev.Object != nil &&
-		ev.Key.Namespace == namespace && ev.Key.Name == name {
-		return ev.Object, nil
+// object returns the object of the call, and whether it still exists: the
+// Event's (a delete's is the final state of an object gone), or else the
+// store's. It returns nil if neither has it, and for a delete whose Event
+// has no object: a same-named object in the store would not be the one
+// deleted. For the same reason DeleteFunc takes from the store only an
+// object being deleted (a Chain's delete path).
+func (h *Handler) object(ctx context.Context, namespace, name string, deleteCallback bool) (obj interface{}, exists bool, err error) {
+	if ev, ok := kubehandler.EventFromContext(ctx); ok && ev.Key.Namespace == namespace && ev.Key.Name == name {
+		gone := ev.Type == kubehandler.WorkqueueDeleteEvent
+		if ev.Object != nil || gone {
+			return ev.Object, !gone, nil
+		}
 	}
 	store := h.opts.store
 	if store == nil && h.next != nil {
@@ -267,13 +277,18 @@ func (h *Handler) object(ctx context.Context, namespace, name string) (interface
 		}
 	}
 	if store == nil {
-		return nil, nil
+		return nil, false, nil
 	}
-	obj, exists, err := store.GetByKey(cache.ObjectName{Namespace: namespace, Name: name}.String())
+	obj, exists, err = store.GetByKey(cache.ObjectName{Namespace: namespace, Name: name}.String())
 	if err != nil || !exists {
-		return nil, err
+		return nil, false, err
 	}
-	return obj, nil
+	if deleteCallback {
+		if m, err := meta.Accessor(obj); err != nil || m.GetDeletionTimestamp() == nil {
+			return nil, false, nil
+		}
+	}
+	return obj, true, nil
 }
 
 // markPaused sets the Paused condition (PausedByLabel) on obj unless a

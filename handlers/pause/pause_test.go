@@ -53,9 +53,6 @@ func TestNew(t *testing.T) {
 // and the step, through AddFunc and UpdateFunc alike.
 func TestAddUpdate(t *testing.T) {
 	ready := cond("Ready", "True", "Fine")
-	deleting := widget("w", map[string]string{label: ""})
-	deleting.SetDeletionTimestamp(&metav1.Time{Time: now})
-	deleting.SetFinalizers([]string{"example.com/cleanup"})
 
 	tests := []struct {
 		name        string
@@ -106,11 +103,6 @@ func TestAddUpdate(t *testing.T) {
 	}, {
 		name: "paused by SelfPause: its condition is kept",
 		obj:  widget("w", map[string]string{label: "uid"}, cond("Paused", "True", "PausedByController")),
-	}, {
-		name:        "paused and being deleted: held back, so next's finalizer stays",
-		obj:         deleting,
-		wantPatches: []patch{statusPatch("w", pausedByLabel())},
-		wantEvents:  []string{"Normal PausedByLabel Paused: the label example.com/paused is set"},
 	}}
 	for _, tt := range tests {
 		for _, typ := range []string{kubehandler.WorkqueueAddEvent, kubehandler.WorkqueueUpdateEvent} {
@@ -168,65 +160,103 @@ func TestAddUpdate(t *testing.T) {
 	}
 }
 
-func TestDelete(t *testing.T) {
-	paused := widget("w", map[string]string{label: "x"}, cond("Paused", "True", "PausedByLabel"))
-	live := widget("w", nil)
+// deleting returns a widget being deleted, held by a finalizer.
+func deleting(labels map[string]string, conds ...map[string]interface{}) *unstructured.Unstructured {
+	w := widget("w", labels, conds...)
+	w.SetDeletionTimestamp(&metav1.Time{Time: now})
+	w.SetFinalizers([]string{"example.com/cleanup"})
+	return w
+}
+
+// TestDeletePath: an object being deleted is on the delete path, whichever
+// callback gets it (a Chain calls DeleteFunc, a loop UpdateFunc): passed on
+// by default; with WithPauseDeletes, handled like a live object.
+func TestDeletePath(t *testing.T) {
+	pausedCond := cond("Paused", "True", "PausedByLabel")
 	tests := []struct {
 		name         string
 		obj          *unstructured.Unstructured
 		pauseDeletes bool
 		wantPass     bool
+		wantPatches  []patch
 	}{
-		{"not paused", live, false, true},
-		{"paused, by default", paused, false, true},
-		{"not paused, WithPauseDeletes", live, true, true},
-		{"paused, WithPauseDeletes", paused, true, false},
+		{"paused: passed on by default, nothing written", deleting(map[string]string{label: ""}), false, true, nil},
+		{"not paused, stale condition: passed on by default, nothing written", deleting(nil, pausedCond), false, true, nil},
+		{"paused, WithPauseDeletes: held back, condition set", deleting(map[string]string{label: ""}), true, false,
+			[]patch{statusPatch("w", pausedByLabel())}},
+		{"paused with the condition, WithPauseDeletes: held back", deleting(map[string]string{label: ""}, pausedCond), true, false, nil},
+		{"not paused, WithPauseDeletes: condition removed, passed on", deleting(nil, pausedCond), true, true,
+			[]patch{statusPatch("w")}},
 	}
 	for _, tt := range tests {
-		for _, step := range []bool{false, true} {
-			name := tt.name
-			if step {
-				name += "/step"
-			}
-			t.Run(name, func(t *testing.T) {
-				rec := &patchRecorder{}
-				next := &nextHandler{}
-				opts := []pause.Option{pause.WithStore(storeWith(t, tt.obj))}
-				if tt.pauseDeletes {
-					opts = append(opts, pause.WithPauseDeletes())
-				}
-				var h *pause.Handler
-				var err error
+		for _, typ := range []string{kubehandler.WorkqueueUpdateEvent, kubehandler.WorkqueueDeleteEvent} {
+			for _, step := range []bool{false, true} {
+				name := tt.name + "/" + typ
 				if step {
-					h, err = pause.NewStep(label, rec.Patch, opts...)
-				} else {
-					h, err = pause.New(next, label, rec.Patch, opts...)
+					name += "/step"
 				}
-				if err != nil {
-					t.Fatal(err)
-				}
-
-				err = h.DeleteFunc(t.Context(), "ns", "w")
-
-				if step && !tt.wantPass {
-					if !kubehandler.IsCancelChain(err) {
-						t.Errorf("step returned %v, want CancelChain", err)
+				t.Run(name, func(t *testing.T) {
+					rec := &patchRecorder{}
+					next := &nextHandler{}
+					opts := []pause.Option{pause.WithStore(storeWith(t, tt.obj)), pause.WithClock(clocktesting.NewFakePassiveClock(now))}
+					if tt.pauseDeletes {
+						opts = append(opts, pause.WithPauseDeletes())
 					}
-				} else if err != nil {
-					t.Errorf("returned %v, want nil", err)
-				}
-				var wantCalls []string
-				if tt.wantPass && !step {
-					wantCalls = []string{"delete ns/w"}
-				}
-				if diff := cmp.Diff(wantCalls, next.Calls()); diff != "" {
-					t.Errorf("calls of next (-want +got):\n%s", diff)
-				}
-				if p := rec.Patches(); len(p) != 0 {
-					t.Errorf("a delete wrote %v", p)
-				}
-			})
+					var h *pause.Handler
+					var err error
+					if step {
+						h, err = pause.NewStep(label, rec.Patch, opts...)
+					} else {
+						h, err = pause.New(next, label, rec.Patch, opts...)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+
+					err = call(t.Context(), h, typ, "ns", "w")
+
+					if step && !tt.wantPass {
+						if !kubehandler.IsCancelChain(err) {
+							t.Errorf("step returned %v, want CancelChain", err)
+						}
+					} else if err != nil {
+						t.Errorf("returned %v, want nil", err)
+					}
+					var wantCalls []string
+					if tt.wantPass && !step {
+						wantCalls = []string{typ + " ns/w"}
+					}
+					if diff := cmp.Diff(wantCalls, next.Calls()); diff != "" {
+						t.Errorf("calls of next (-want +got):\n%s", diff)
+					}
+					if diff := diffPatches(tt.wantPatches, rec.Patches()); diff != "" {
+						t.Errorf("patches (-want +got):\n%s", diff)
+					}
+				})
+			}
 		}
+	}
+}
+
+// TestDeleteWithoutFinalState: a DeleteFunc with no Event takes from the
+// store only an object being deleted; a live one of the same name is not the
+// object deleted, so the delete passes on, label or not.
+func TestDeleteWithoutFinalState(t *testing.T) {
+	next := &nextHandler{}
+	rec := &patchRecorder{}
+	h, err := pause.New(next, label, rec.Patch, pause.WithPauseDeletes(),
+		pause.WithStore(storeWith(t, widget("w", map[string]string{label: ""}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DeleteFunc(t.Context(), "ns", "w"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"delete ns/w"}, next.Calls()); diff != "" {
+		t.Errorf("calls of next (-want +got):\n%s", diff)
+	}
+	if p := rec.Patches(); len(p) != 0 {
+		t.Errorf("wrote %v", p)
 	}
 }
 
