@@ -33,9 +33,14 @@
 //
 // While the deleted upstream object is still there, the handler returns
 // kubehandler.KeepFinalizer (a RequeueAfter) until no dependent is left, then
-// removes its own finalizer (WithFinalizer). A Chain that owns a finalizer
-// keeps it on for as long. After the delete event, nothing is left to hold
-// and nothing is requeued.
+// removes its own finalizer (WithFinalizer). After the delete event, nothing
+// is left to hold and nothing is requeued.
+//
+// The Handler is also a step of a kubehandler.Chain, which calls DeleteFunc
+// for the whole delete path (adds and updates of an object with a deletion
+// timestamp too): DeleteFunc then does what AddFunc does for such an object,
+// and its KeepFinalizer makes a Chain that owns a finalizer keep it on until
+// the dependents are gone. Such a Chain needs no WithFinalizer.
 //
 // # Safety
 //
@@ -67,6 +72,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/validate/content"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -166,45 +172,55 @@ func (h *Handler) GetSynced() cache.InformerSynced {
 
 // AddFunc handles the upstream object namespace/name: if it is being
 // deleted, it deletes its dependents and holds the finalizer until they are
-// gone; if not, it adds the finalizer (WithFinalizer) or does nothing.
+// gone (see DeleteFunc); if not, it adds the finalizer (WithFinalizer) or
+// does nothing.
 func (h *Handler) AddFunc(ctx context.Context, namespace, name string) error {
-	return h.sync(ctx, namespace, name)
+	return h.handle(ctx, namespace, name, false)
 }
 
 // UpdateFunc is AddFunc.
 func (h *Handler) UpdateFunc(ctx context.Context, namespace, name string) error {
-	return h.sync(ctx, namespace, name)
+	return h.handle(ctx, namespace, name, false)
 }
 
-// DeleteFunc deletes the dependents of the deleted upstream object
-// namespace/name, found by its final state. Without a final state (a
-// tombstone with no object) the UID is unknown: with WithUIDLabel that is a
-// terminal error; a name label still works.
+// DeleteFunc deletes the dependents of the upstream object namespace/name.
+// For a delete, the object's final state gives its UID; without one (a
+// tombstone with no object) the UID is unknown, which a name label does not
+// need and with WithUIDLabel is a terminal error. For an object still there
+// with a deletion timestamp (a Chain calls DeleteFunc for it) it does what
+// AddFunc does: it returns KeepFinalizer until no dependent is left.
 func (h *Handler) DeleteFunc(ctx context.Context, namespace, name string) error {
-	up := upstream{namespace: namespace, name: name}
-	if ev, ok := kubehandler.EventFromContext(ctx); ok && ev.Object != nil && ev.Key.Namespace == namespace && ev.Key.Name == name {
-		if m, err := meta.Accessor(ev.Object); err == nil {
+	return h.handle(ctx, namespace, name, true)
+}
+
+// handle handles an event of the upstream object namespace/name.
+func (h *Handler) handle(ctx context.Context, namespace, name string, deleteCallback bool) error {
+	m, exists, err := h.object(ctx, namespace, name, deleteCallback)
+	if err != nil {
+		return err
+	}
+	switch {
+	case exists && m.GetDeletionTimestamp() == nil:
+		return h.addFinalizer(ctx, m)
+	case exists:
+		return h.drain(ctx, m)
+	case deleteCallback:
+		up := upstream{namespace: namespace, name: name}
+		if m != nil {
 			up.uid = m.GetUID()
 		}
+		_, err := h.deleteDependents(ctx, up)
+		return err
+	default:
+		return nil // gone since its event: its delete follows
 	}
-	_, err := h.deleteDependents(ctx, up)
-	return err
 }
 
-// sync handles an add or update of the upstream object namespace/name.
-func (h *Handler) sync(ctx context.Context, namespace, name string) error {
-	obj, err := h.object(ctx, namespace, name)
-	if err != nil || obj == nil {
-		return err // gone: its delete follows
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return kubehandler.Terminal(fmt.Errorf("cascade: %w", err))
-	}
-	if m.GetDeletionTimestamp() == nil {
-		return h.addFinalizer(ctx, m)
-	}
-	remaining, err := h.deleteDependents(ctx, upstream{namespace: namespace, name: name, uid: m.GetUID()})
+// drain deletes the dependents of m, which is being deleted, and removes
+// the finalizer once none is left.
+func (h *Handler) drain(ctx context.Context, m metav1.Object) error {
+	up := upstream{namespace: m.GetNamespace(), name: m.GetName(), uid: m.GetUID()}
+	remaining, err := h.deleteDependents(ctx, up)
 	if err != nil || h.opts.dryRun {
 		return err
 	}
@@ -215,20 +231,40 @@ func (h *Handler) sync(ctx context.Context, namespace, name string) error {
 	return h.removeFinalizer(ctx, m)
 }
 
-// object returns the upstream object of the call: the Event's, or the
-// informer's, or nil.
-func (h *Handler) object(ctx context.Context, namespace, name string) (interface{}, error) {
-	if ev, ok := kubehandler.EventFromContext(ctx); ok && ev.Object != nil && ev.Key.Namespace == namespace && ev.Key.Name == name {
-		return ev.Object, nil
+// object returns the upstream object of the call, and whether it still
+// exists: the Event's (a delete's is the final state of an object gone), or
+// else the informer's. It returns nil if neither has it, and for a delete
+// whose Event has no object: a same-named object in the store would not be
+// the one deleted. For the same reason DeleteFunc takes from the store only
+// an object being deleted.
+func (h *Handler) object(ctx context.Context, namespace, name string, deleteCallback bool) (metav1.Object, bool, error) {
+	var obj interface{}
+	exists := true
+	if ev, ok := kubehandler.EventFromContext(ctx); ok && ev.Key.Namespace == namespace && ev.Key.Name == name &&
+		(ev.Object != nil || ev.Type == kubehandler.WorkqueueDeleteEvent) {
+		obj, exists = ev.Object, ev.Type != kubehandler.WorkqueueDeleteEvent
+	} else if h.opts.informer != nil {
+		var found bool
+		var err error
+		obj, found, err = h.opts.informer.GetStore().GetByKey(cache.ObjectName{Namespace: namespace, Name: name}.String())
+		if err != nil {
+			return nil, false, err
+		}
+		exists = found
 	}
-	if h.opts.informer == nil {
-		return nil, nil
+	if obj == nil {
+		return nil, false, nil
 	}
-	obj, exists, err := h.opts.informer.GetStore().GetByKey(cache.ObjectName{Namespace: namespace, Name: name}.String())
-	if err != nil || !exists {
-		return nil, err
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, false, kubehandler.Terminal(fmt.Errorf("cascade: %w", err))
 	}
-	return obj, nil
+	if deleteCallback && exists && m.GetDeletionTimestamp() == nil {
+		// A live object after a delete: a new one of the same name. The
+		// deleted one's final state is not known.
+		return nil, false, nil
+	}
+	return m, exists, nil
 }
 
 // upstream identifies an upstream object.

@@ -529,3 +529,44 @@ func TestUpstreamGone(t *testing.T) {
 		t.Errorf("sent %v", client.Actions())
 	}
 }
+
+// TestDeleteFuncOfObjectBeingDeleted: a Chain calls DeleteFunc for an
+// object that has a deletion timestamp; it is drained as by UpdateFunc. A
+// live object of the same name is not the one deleted.
+func TestDeleteFuncOfObjectBeingDeleted(t *testing.T) {
+	tests := []struct {
+		name        string
+		opts        []cascade.Option
+		up          *unstructured.Unstructured
+		wantKeep    bool
+		wantDeletes []string
+		wantErr     string
+	}{
+		{name: "being deleted: drained, finalizer kept", opts: []cascade.Option{cascade.WithUIDLabel(uidLabel)},
+			up: project(true, finalizer), wantKeep: true, wantDeletes: []string{"a/byuid"}},
+		{name: "live, UID label: its UID is not the deleted one's", opts: []cascade.Option{cascade.WithUIDLabel(uidLabel)},
+			up: project(false), wantErr: "UID of a/p is unknown"},
+		{name: "live, name label: by name", opts: []cascade.Option{cascade.WithNameLabel(nameLabel)},
+			up: project(false), wantDeletes: []string{"a/byname"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := newClient(world()...)
+			h := mustNew(t, client, append(tt.opts, cascade.WithInformer(upstreamInformer(t, tt.up)))...)
+			err := h.DeleteFunc(t.Context(), "a", "p")
+			switch {
+			case tt.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("returned %v, want an error containing %q", err, tt.wantErr)
+				}
+			case kubehandler.IsKeepFinalizer(err) != tt.wantKeep:
+				t.Errorf("returned %v, want KeepFinalizer %v", err, tt.wantKeep)
+			case !tt.wantKeep && err != nil:
+				t.Errorf("returned %v", err)
+			}
+			if diff := cmp.Diff(tt.wantDeletes, deletes(t, client)); diff != "" {
+				t.Errorf("deletes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

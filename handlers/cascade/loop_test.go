@@ -3,13 +3,17 @@ package cascade_test
 import (
 	"context"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/cascade"
@@ -123,4 +127,63 @@ func TestDeleteEventThroughLoop(t *testing.T) {
 	}
 
 	poll(t, "the dependents are gone", func() bool { return cmp.Equal(survivors, configMapNames(t, client)) })
+}
+
+// TestChainStep: as a step of a Chain that owns a finalizer, the handler
+// keeps the Chain's finalizer on until the dependents are gone.
+func TestChainStep(t *testing.T) {
+	up := project(false)
+	up.SetResourceVersion("")
+	client := newClient(append(world(), up)...)
+	// The dependents go slowly: each delete leaves the object being deleted,
+	// and the second list shows it so; the third list shows it gone.
+	var lists atomic.Int32
+	client.PrependReactor("list", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if lists.Add(1) != 2 {
+			return false, nil, nil
+		}
+		l := &unstructured.UnstructuredList{}
+		l.SetAPIVersion("v1")
+		l.SetKind("ConfigMapList")
+		d := dep("b", "byuid", map[string]string{uidLabel: "uid-p"})
+		d.SetDeletionTimestamp(&metav1.Time{Time: time.Now()})
+		l.Items = append(l.Items, *d)
+		return true, l, nil
+	})
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
+	informer := factory.ForResource(projects).Informer()
+	step := mustNew(t, client, cascade.WithUIDLabel(uidLabel), cascade.InAllNamespaces(),
+		cascade.WithRequeueInterval(10*time.Millisecond))
+	runLoop(t, factory, &kubehandler.Chain{
+		DefaultHandler: kubehandler.DefaultHandler{Informer: informer, Name: "projects"},
+		Steps:          []kubehandler.Step{step},
+		Finalizer:      finalizer,
+		Patch:          kubehandler.ClientPatch(client.Resource(projects).Namespace),
+	})
+
+	projectsClient := client.Resource(projects).Namespace("a")
+	finalizers := func() []string {
+		p, err := projectsClient.Get(t.Context(), "p", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.GetFinalizers()
+	}
+	poll(t, "the chain adds its finalizer", func() bool { return len(finalizers()) == 1 })
+	p, err := projectsClient.Get(t.Context(), "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetDeletionTimestamp(&metav1.Time{Time: time.Now()})
+	if _, err := projectsClient.Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	poll(t, "the chain removes its finalizer", func() bool { return len(finalizers()) == 0 })
+	if n := lists.Load(); n < 3 {
+		t.Errorf("the finalizer went after %d lists of the dependents, want 3: first deletes, then one being deleted, then none", n)
+	}
+	if diff := cmp.Diff(survivors, configMapNames(t, client)); diff != "" {
+		t.Errorf("ConfigMaps left (-want +got):\n%s", diff)
+	}
 }
