@@ -206,4 +206,3 @@ func TestCascadeOnDelete(t *testing.T) {
 		}
 	}
 }
-
