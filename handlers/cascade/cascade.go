@@ -94,7 +94,10 @@ type Handler struct {
 	opts       options
 }
 
-var _ kubehandler.EventHandler = (*Handler)(nil)
+var (
+	_ kubehandler.EventHandler = (*Handler)(nil)
+	_ kubehandler.Step         = (*Handler)(nil)
+)
 
 // New returns a Handler that deletes objects of the resource dependents,
 // through client. It fails when no label is configured (ErrNoLabel) unless

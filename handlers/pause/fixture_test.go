@@ -3,7 +3,6 @@ package pause_test
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -197,16 +196,6 @@ func diffPatches(want, got []patch) string {
 		}
 		return p
 	}))
-}
-
-// hasPrefix reports whether s starts with any of prefixes.
-func hasPrefix(s string, prefixes ...string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // typedWidget is a typed object whose status holds []metav1.Condition.

@@ -24,11 +24,10 @@
 //
 // New returns a Handler that wraps next: register it on an EventLoop in
 // next's place (it has next's name and informer). NewStep returns one
-// without next, for use as a step of a kubehandler.Chain (anything with
-// AddFunc, UpdateFunc and DeleteFunc): for a paused object it returns
-// kubehandler.CancelChain(), so the steps after it do not run; for any
-// other it returns nil and the chain goes on. A wrapping Handler returns
-// nil for a paused object, having not called next.
+// without next, a kubehandler.Step of a kubehandler.Chain: for a paused
+// object it returns kubehandler.CancelChain(), so the steps after it do not
+// run; for any other it returns nil and the chain goes on. A wrapping
+// Handler returns nil for a paused object, having not called next.
 //
 // # Objects
 //
@@ -105,7 +104,10 @@ type Handler struct {
 	opts     options
 }
 
-var _ kubehandler.EventHandler = (*Handler)(nil)
+var (
+	_ kubehandler.EventHandler = (*Handler)(nil)
+	_ kubehandler.Step         = (*Handler)(nil)
+)
 
 // New returns a Handler that passes the events of objects not paused to
 // next. labelKey is the pause label's key; patch writes to the objects of
