@@ -471,3 +471,27 @@ func TestWrapperDelegates(t *testing.T) {
 		t.Errorf("a step has name %q, informer %v", step.GetName(), step.GetInformer())
 	}
 }
+
+// TestMalformedConditions: status.conditions that is not a list of objects
+// is a terminal error naming it, for add, update and SelfPause alike.
+func TestMalformedConditions(t *testing.T) {
+	for _, labels := range []map[string]string{nil, {label: ""}} {
+		w := widget("w", labels)
+		w.Object["status"] = map[string]interface{}{"conditions": "all good"}
+		next := &nextHandler{}
+		h, err := pause.New(next, label, (&patchRecorder{}).Patch, pause.WithStore(storeWith(t, w)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.UpdateFunc(t.Context(), "ns", "w")
+		if !kubehandler.IsTerminal(err) || !strings.Contains(err.Error(), "status.conditions") {
+			t.Errorf("labels %v: returned %v, want a terminal error naming status.conditions", labels, err)
+		}
+		if calls := next.Calls(); len(calls) != 0 {
+			t.Errorf("labels %v: next was called: %v", labels, calls)
+		}
+		if err := h.SelfPause(t.Context(), w, owner); err == nil {
+			t.Errorf("labels %v: SelfPause succeeded", labels)
+		}
+	}
+}

@@ -53,6 +53,15 @@ func TestSelfPause(t *testing.T) {
 		wantPatches: []patch{labelPatch},
 		wantEvents:  []string{warning},
 	}, {
+		name: "PausedByLabel left from before, no label: replaced, its transition time kept",
+		obj:  widget("w", nil, cond("Paused", "True", "PausedByLabel")),
+		wantPatches: []patch{statusPatch("w", func() map[string]interface{} {
+			c := selfPaused()
+			c["lastTransitionTime"] = "2025-12-01T00:00:00Z"
+			return c
+		}()), labelPatch},
+		wantEvents: []string{warning},
+	}, {
 		name:        "labelled, condition missing: the condition only",
 		obj:         widget("w", map[string]string{label: "someone"}),
 		wantPatches: []patch{statusPatch("w", selfPaused())},
