@@ -68,10 +68,12 @@ func (f DeleteStepFunc) DeleteFunc(ctx context.Context, namespace, name string) 
 	return f(ctx, namespace, name)
 }
 
-// PatchFunc sends a patch of the object namespace/name to the API server, as
-// the Patch method of a typed or dynamic client does. A Chain uses it to add
-// and remove its finalizer; ClientPatch makes one from a client.
-type PatchFunc func(ctx context.Context, namespace, name string, pt types.PatchType, data []byte) error
+// PatchFunc sends a patch of the object namespace/name (or of its
+// subresources, such as "status") to the API server, as the Patch method of
+// a typed or dynamic client does. A Chain uses it to add and remove its
+// finalizer; ClientPatch makes one from a client. It has the signature of
+// handlers/pause's PatchFunc, so one function serves both.
+type PatchFunc func(ctx context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error
 
 // Patcher is the Patch method of a namespaced client of one resource: a
 // typed client such as clientset.AppsV1().Deployments(namespace), or a
@@ -88,8 +90,8 @@ type Patcher[T any] interface {
 //
 // For cluster-scoped resources it is called with an empty namespace.
 func ClientPatch[T any, C Patcher[T]](client func(namespace string) C) PatchFunc {
-	return func(ctx context.Context, namespace, name string, pt types.PatchType, data []byte) error {
-		_, err := client(namespace).Patch(ctx, name, pt, data, metav1.PatchOptions{})
+	return func(ctx context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error {
+		_, err := client(namespace).Patch(ctx, name, pt, data, metav1.PatchOptions{}, subresources...)
 		return err
 	}
 }
@@ -234,12 +236,11 @@ func (c *Chain) handle(ctx context.Context, namespace, name string, deleted bool
 
 // chainResult is what the steps of one event returned, together.
 type chainResult struct {
-	failed    error         // a step failed: the chain's error
-	done      bool          // every step returned nil or SkipStep
-	requeue   bool          // some step asked for a requeue
-	after     time.Duration // the smallest delay asked for, when requeue
-	keep      bool          // some step returned KeepFinalizer
-	cancelled bool          // a step returned CancelChain
+	failed  error         // a step failed: the chain's error
+	done    bool          // every step returned nil or SkipStep
+	requeue bool          // some step asked for a requeue
+	after   time.Duration // the smallest delay asked for, when requeue
+	keep    bool          // some step returned KeepFinalizer
 }
 
 // err is what the chain returns to the loop.
@@ -269,7 +270,7 @@ func (c *Chain) run(ctx context.Context, namespace, name string, method stepMeth
 		case err == nil || IsSkipStep(err):
 		case IsCancelChain(err):
 			klog.FromContext(ctx).V(4).Info("Chain cancelled", "step", i+1, "by", stepName(s))
-			r.cancelled, r.done = true, false
+			r.done = false
 			return r
 		case errors.As(err, &requeue):
 			if !r.requeue || requeue.after < r.after {

@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,6 +26,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/handlers/pause"
 	"github.com/kubehandler/kubehandler/internal/memsource"
 )
 
@@ -269,11 +272,11 @@ type patchRecorder struct {
 	err     error
 }
 
-func (p *patchRecorder) patch(_ context.Context, namespace, name string, pt types.PatchType, data []byte) error {
+func (p *patchRecorder) patch(_ context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pt != types.MergePatchType {
-		return fmt.Errorf("patch type %s, want a merge patch", pt)
+	if pt != types.MergePatchType || len(subresources) > 0 {
+		return fmt.Errorf("patch type %s of %v, want a merge patch of the object", pt, subresources)
 	}
 	p.patches = append(p.patches, namespace+"/"+name+": "+string(data))
 	return p.err
@@ -538,15 +541,18 @@ func (s *fakeServer) Create(obj runtime.Object) {
 
 // write stores obj with store, and snapshots it as stored.
 func (s *fakeServer) write(obj runtime.Object, store func(runtime.Object) string) {
-	before := s.snap.copy(obj)
-	s.snap.add(obj, before, store(obj))
+	if s.snap == nil {
+		store(obj)
+		return
+	}
+	s.snap.write(obj, store)
 }
 
-func (s *fakeServer) Patch(_ context.Context, namespace, name string, pt types.PatchType, data []byte) error {
+func (s *fakeServer) Patch(_ context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pt != types.MergePatchType {
-		return fmt.Errorf("patch type %s, want a merge patch", pt)
+	if pt != types.MergePatchType || len(subresources) > 0 {
+		return fmt.Errorf("patch type %s of %v, want a merge patch of the object", pt, subresources)
 	}
 	var p struct {
 		Metadata struct {
@@ -772,6 +778,92 @@ func TestChainFailuresThroughTheLoop(t *testing.T) {
 	}
 }
 
+// The pause handler is a chain step: for a paused object it cancels the
+// steps after it; objects not paused go on; deletes pass by default, and
+// with WithPauseDeletes a paused object's cleanup waits, its finalizer kept.
+// One PatchFunc serves the chain and the pause step.
+func TestPauseHandlerAsChainStep(t *testing.T) {
+	const label, ours = "example.com/paused", "example.com/cleanup"
+	// The pause handler reads status.conditions: unstructured objects have them.
+	object := func(name string, paused, deleting bool) *unstructured.Unstructured {
+		u := unstructuredConfigMap("ns", name, "1")
+		u.SetFinalizers([]string{ours})
+		if paused {
+			u.SetLabels(map[string]string{label: ""})
+		}
+		if deleting {
+			now := metav1.Now()
+			u.SetDeletionTimestamp(&now)
+		}
+		return u
+	}
+	f := syncedFixture(t, func() runtime.Object { return &unstructured.UnstructuredList{} }, &unstructured.Unstructured{},
+		object("paused", true, false), object("running", false, false), object("paused-dying", true, true))
+	yes, no := true, false
+	tests := []struct {
+		name         string
+		object       string
+		pauseDeletes bool
+		calls        []string
+		finalizers   []string // the chain's finalizer patches
+		marked       *bool    // whether the pause step patched the status; nil: either
+	}{
+		{"paused: the rest of the chain is cancelled", "paused", false, nil, nil, &yes},
+		{"not paused: the chain goes on", "running", false, []string{"s2:update", "s3:update"}, nil, &no},
+		{"paused and being deleted: the delete path goes on, finalizer removed", "paused-dying", false,
+			[]string{"s2:delete", "s3:delete"}, []string{`{"metadata":{"finalizers":null,"resourceVersion":"3"}}`}, &no},
+		{"paused and being deleted, deletes paused: finalizer kept", "paused-dying", true, nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var finalizers []string
+			marked := false
+			patch := func(_ context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if slices.Equal(subresources, []string{"status"}) {
+					marked = true
+				} else {
+					finalizers = append(finalizers, string(data))
+				}
+				return nil
+			}
+			opts := []pause.Option{pause.WithStore(f.informer.GetStore())}
+			if tt.pauseDeletes {
+				opts = append(opts, pause.WithPauseDeletes())
+			}
+			step, err := pause.NewStep(label, patch, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := &trace{}
+			steps := threeSteps(tr)
+			steps[0] = step
+			c := &kubehandler.Chain{
+				DefaultHandler: kubehandler.DefaultHandler{Informer: f.informer},
+				Steps:          steps,
+				Finalizer:      ours,
+				Patch:          patch,
+			}
+			if err := c.UpdateFunc(t.Context(), "ns", tt.object); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.calls, tr.get()); diff != "" {
+				t.Errorf("steps called after the pause step (-want +got):\n%s", diff)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if diff := cmp.Diff(tt.finalizers, finalizers); diff != "" {
+				t.Errorf("finalizer patches (-want +got):\n%s", diff)
+			}
+			if tt.marked != nil && *tt.marked != marked {
+				t.Errorf("status patched: %v, want %v", marked, *tt.marked)
+			}
+		})
+	}
+}
+
 // ClientPatch patches through typed and dynamic clients alike.
 func TestClientPatch(t *testing.T) {
 	patch := []byte(`{"metadata":{"finalizers":["example.com/cleanup"]}}`)
@@ -800,6 +892,29 @@ func TestClientPatch(t *testing.T) {
 		}
 		if diff := cmp.Diff([]string{"example.com/cleanup"}, u.GetFinalizers()); diff != "" {
 			t.Errorf("finalizers (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("status subresource", func(t *testing.T) {
+		cs := fake.NewClientset(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}})
+		status := []byte(`{"status":{"readyReplicas":2}}`)
+		if err := kubehandler.ClientPatch(cs.AppsV1().Deployments)(t.Context(), "ns", "web", types.MergePatchType, status, "status"); err != nil {
+			t.Fatal(err)
+		}
+		d, err := cs.AppsV1().Deployments("ns").Get(t.Context(), "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status.ReadyReplicas != 2 {
+			t.Errorf("readyReplicas %d, want 2", d.Status.ReadyReplicas)
+		}
+		var sub string
+		for _, a := range cs.Actions() {
+			if a.GetVerb() == "patch" {
+				sub = a.GetSubresource()
+			}
+		}
+		if sub != "status" {
+			t.Errorf("patched subresource %q, want status", sub)
 		}
 	})
 	t.Run("not found", func(t *testing.T) {

@@ -314,30 +314,27 @@ type snapshot struct {
 
 func newSnapshots() *snapshots { return &snapshots{copies: make(map[runtime.Object]snapshot)} }
 
-// copy returns a snapshot of obj; nothing when s is nil.
+// write stores obj with store and records a copy of it as stored, taken
+// before any informer could see it. Handlers that see obj meanwhile wait in
+// seen until the copy is recorded.
+func (s *snapshots) write(obj runtime.Object, store func(runtime.Object) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.copy(obj)
+	rv := store(obj)
+	m := mustMeta(c.obj)
+	m.SetResourceVersion(rv)
+	m.SetUID(mustMeta(obj).GetUID()) // set by the source if it had none
+	s.copies[obj] = c
+}
+
+// copy returns a snapshot of obj.
 func (s *snapshots) copy(obj runtime.Object) snapshot {
-	if s == nil {
-		return snapshot{}
-	}
 	c := snapshot{obj: obj.DeepCopyObject()}
 	if cm, ok := obj.(*corev1.ConfigMap); ok && cap(cm.Finalizers) > 0 {
 		c.finalizers = slices.Clone(cm.Finalizers[:cap(cm.Finalizers)])
 	}
 	return c
-}
-
-// add records c, a copy of obj taken before it was stored with
-// resourceVersion rv (and maybe a new UID).
-func (s *snapshots) add(obj runtime.Object, c snapshot, rv string) {
-	if s == nil {
-		return
-	}
-	m := mustMeta(c.obj)
-	m.SetResourceVersion(rv)
-	m.SetUID(mustMeta(obj).GetUID())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.copies[obj] = c
 }
 
 // seen records obj, handed out to a handler, if it was not written through
@@ -489,8 +486,10 @@ func TestSnapshotsCatchMutations(t *testing.T) {
 	snap := newSnapshots()
 	cm := configMap("ns", "cm", "1")
 	cm.Finalizers = make([]string, 0, 2)
-	snap.add(cm, snap.copy(cm), "1")
-	cm.ResourceVersion = "1"
+	snap.write(cm, func(obj runtime.Object) string {
+		mustMeta(obj).SetResourceVersion("1")
+		return "1"
+	})
 	if p := snap.mutated(); len(p) != 0 {
 		t.Fatalf("unchanged object reported: %v", p)
 	}
