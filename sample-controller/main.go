@@ -3,7 +3,9 @@
 // dependent ConfigMaps when the Foo is deleted. See README.md.
 //
 // It runs until SIGINT or SIGTERM, then stops taking work, waits for the
-// calls in flight and exits; a second signal exits at once.
+// calls in flight (up to --drain-timeout) and exits; a second signal exits
+// at once. With --leader-elect, replicas share the work through a Lease:
+// one acts, the others stand by; a replica that loses the Lease exits 1.
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,26 +25,37 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/kubehandler/kubehandler"
+	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	"github.com/kubehandler/kubehandler/sample-controller/pkg/controller"
 	"github.com/kubehandler/kubehandler/sample-controller/pkg/generated/clientset/versioned"
 )
 
 type flags struct {
-	kubeconfig   string
-	threadiness  int
-	metricsAddr  string
-	probeAddr    string
-	kubeAPIQPS   float64
-	kubeAPIBurst int
-	// Leader election: kubehandler's WithLeaderElection is not released
-	// yet (issue 6). Until it is, run one replica; its flags go here.
+	kubeconfig      string
+	threadiness     int
+	metricsAddr     string
+	probeAddr       string
+	kubeAPIQPS      float64
+	kubeAPIBurst    int
+	handlerTimeout  time.Duration
+	drainTimeout    time.Duration
+	livenessTimeout time.Duration
+
+	leaderElect   bool
+	leaseName     string
+	leaseNS       string
+	leaseDuration time.Duration
+	renewDeadline time.Duration
+	retryPeriod   time.Duration
 }
 
 func main() {
@@ -52,6 +66,15 @@ func main() {
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", `Address to serve /healthz and /readyz on; "0" disables them.`)
 	flag.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 50, "Requests per second to the API server, on average.")
 	flag.IntVar(&f.kubeAPIBurst, "kube-api-burst", 100, "Requests to the API server in a burst.")
+	flag.DurationVar(&f.handlerTimeout, "handler-timeout", time.Minute, "Deadline of one handler call; a call that overruns is retried. 0: none.")
+	flag.DurationVar(&f.drainTimeout, "drain-timeout", 25*time.Second, "On shutdown, how long to wait for the calls in flight. 0: as long as they take.")
+	flag.DurationVar(&f.livenessTimeout, "liveness-timeout", 5*time.Minute, "/healthz fails while a handler call has run longer than this. 0: never.")
+	flag.BoolVar(&f.leaderElect, "leader-elect", false, "Elect a leader among replicas on a Lease: only the leader acts; the others keep their caches warm to take over.")
+	flag.StringVar(&f.leaseName, "leader-elect-resource-name", controller.Name, "Name of the Lease.")
+	flag.StringVar(&f.leaseNS, "leader-elect-resource-namespace", "", "Namespace of the Lease; in a Pod, its namespace by default.")
+	flag.DurationVar(&f.leaseDuration, "leader-elect-lease-duration", kubehandler.DefaultLeaseDuration, "How long standbys wait after the leader's last renewal before they take over.")
+	flag.DurationVar(&f.renewDeadline, "leader-elect-renew-deadline", kubehandler.DefaultRenewDeadline, "How long the leader tries to renew before it gives up; shorter than the lease duration.")
+	flag.DurationVar(&f.retryPeriod, "leader-elect-retry-period", kubehandler.DefaultRetryPeriod, "Time between attempts to acquire or renew the Lease.")
 	klog.InitFlags(nil)
 	flag.Parse()
 
@@ -62,7 +85,12 @@ func main() {
 	defer stop()
 
 	if err := run(ctx, f); err != nil {
-		klog.ErrorS(err, "Exiting")
+		if errors.Is(err, kubehandler.ErrLeaderElectionLost) {
+			// Standing for election again takes a new process.
+			klog.ErrorS(err, "Lost the lease; exiting so that a restart stands for election again")
+		} else {
+			klog.ErrorS(err, "Exiting")
+		}
 		klog.Flush()
 		os.Exit(1)
 	}
@@ -91,11 +119,36 @@ func run(ctx context.Context, f flags) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	loopOptions := []kubehandler.Option{
+		kubehandler.WithMetrics(registry),
+		kubehandler.WithHandlerTimeout(f.handlerTimeout),
+		kubehandler.WithDrainTimeout(f.drainTimeout),
+		kubehandler.WithLivenessTimeout(f.livenessTimeout),
+	}
+	if f.leaderElect {
+		le, err := leaderElection(f, kubeClient)
+		if err != nil {
+			return err
+		}
+		loopOptions = append(loopOptions, kubehandler.WithLeaderElection(le))
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := samplev1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	recorder, stopRecorder := kubehandler.NewEventRecorder(kubeClient.CoreV1(), scheme, controller.Name)
+	defer stopRecorder() // after the controller has stopped: deferred first, runs last
+
 	ctl, err := controller.New(controller.Config{
 		KubeClient:    kubeClient,
 		FooClient:     fooClient,
 		DynamicClient: dynamicClient,
-		LoopOptions:   []kubehandler.Option{kubehandler.WithMetrics(registry)},
+		LoopOptions:   loopOptions,
+		EventRecorder: recorder,
 	})
 	if err != nil {
 		return err
@@ -136,29 +189,36 @@ func run(ctx context.Context, f flags) error {
 	if err := serve("metrics", f.metricsAddr, metrics); err != nil {
 		return err
 	}
-	if err := serve("health probes", f.probeAddr, probes(ctl)); err != nil {
+	probes := http.NewServeMux()
+	probes.Handle("/healthz", kubehandler.ProbeHandler(ctl.Liveness))
+	probes.Handle("/readyz", kubehandler.ProbeHandler(ctl.Readiness))
+	if err := serve("health probes", f.probeAddr, probes); err != nil {
 		return err
 	}
 
-	logger.Info("Starting", "threadiness", f.threadiness, "server", cfg.Host)
+	logger.Info("Starting", "threadiness", f.threadiness, "server", cfg.Host, "leaderElection", f.leaderElect)
 	return ctl.Run(ctx, f.threadiness)
 }
 
-// probes serves /healthz (the process answers) and /readyz (the informers
-// have synced).
-func probes(ctl *controller.Controller) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ctl.HasSynced() {
-			http.Error(w, "informers have not synced", http.StatusServiceUnavailable)
-			return
+// leaderElection configures the Lease the replicas compete for.
+func leaderElection(f flags, client kubernetes.Interface) (kubehandler.LeaderElection, error) {
+	namespace := f.leaseNS
+	if namespace == "" {
+		// In a Pod: the Pod's namespace, from its ServiceAccount's token mount.
+		data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+		if err != nil {
+			return kubehandler.LeaderElection{}, errors.New("--leader-elect outside a Pod needs --leader-elect-resource-namespace")
 		}
-		fmt.Fprintln(w, "ok")
-	})
-	return mux
+		namespace = strings.TrimSpace(string(data))
+	}
+	return kubehandler.LeaderElection{
+		Client:        client.CoordinationV1(),
+		Namespace:     namespace,
+		Name:          f.leaseName,
+		LeaseDuration: f.leaseDuration,
+		RenewDeadline: f.renewDeadline,
+		RetryPeriod:   f.retryPeriod,
+	}, nil
 }
 
 // restConfig loads the client configuration: --kubeconfig, $KUBECONFIG,

@@ -4,15 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/handlers/cascade"
+	"github.com/kubehandler/kubehandler/handlers/pause"
 	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	"github.com/kubehandler/kubehandler/sample-controller/pkg/generated/clientset/versioned"
 	informers "github.com/kubehandler/kubehandler/sample-controller/pkg/generated/informers/externalversions"
@@ -27,8 +33,13 @@ type Config struct {
 	KubeClient    kubernetes.Interface
 	FooClient     versioned.Interface
 	DynamicClient dynamic.Interface
-	// LoopOptions are passed to the EventLoop (kubehandler.WithMetrics, ...).
+	// LoopOptions are passed to the EventLoop (kubehandler.WithMetrics,
+	// kubehandler.WithLeaderElection, ...).
 	LoopOptions []kubehandler.Option
+	// EventRecorder records Kubernetes Events about Foos: Deployments
+	// created and scaled, pauses and resumes. Optional; see
+	// kubehandler.NewEventRecorder.
+	EventRecorder record.EventRecorder
 	// ResyncPeriod is the informers' resync period; 0, the default, means
 	// none. kubehandler drops resyncs unless kubehandler.WithResyncEvents is
 	// among LoopOptions.
@@ -40,14 +51,13 @@ type Controller struct {
 	loop          kubehandler.EventLoop
 	kubeInformers kubeinformers.SharedInformerFactory
 	fooInformers  informers.SharedInformerFactory
-	synced        []cache.InformerSynced
 
 	mu      sync.Mutex
 	running bool
 }
 
-// New builds a controller: its informers, handlers and EventLoop. It starts
-// nothing; Run does.
+// New builds a controller: its informers, handlers and EventLoop (see the
+// package doc). It starts nothing; Run does.
 func New(cfg Config) (*Controller, error) {
 	if cfg.KubeClient == nil || cfg.FooClient == nil || cfg.DynamicClient == nil {
 		return nil, errors.New("controller: Config needs KubeClient, FooClient and DynamicClient")
@@ -66,16 +76,49 @@ func New(cfg Config) (*Controller, error) {
 		FooClient:      cfg.FooClient,
 		Foos:           fooInformer.Lister(),
 		Deployments:    deploymentInformer.Lister(),
+		Recorder:       cfg.EventRecorder,
 	}
-	c.loop.Register(foos)
+	var pauseOptions []pause.Option
+	if cfg.EventRecorder != nil {
+		pauseOptions = append(pauseOptions, pause.WithEventRecorder(cfg.EventRecorder))
+	}
+	// The pause handler takes the Foo handler's place (and name): it passes
+	// on the events of Foos without the pause label, and writes the Paused
+	// condition of the others through the Foos' status subresource.
+	pausable, err := pause.New(foos, PauseLabel, func(ctx context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error {
+		_, err := cfg.FooClient.SamplecontrollerV1alpha1().Foos(namespace).Patch(ctx, name, pt, data, metav1.PatchOptions{FieldManager: Name}, subresources...)
+		return err
+	}, pauseOptions...)
+	if err != nil {
+		return nil, err
+	}
+	c.loop.Register(pausable)
+
 	c.loop.Register(&DeploymentHandler{
 		DefaultHandler: kubehandler.DefaultHandler{Name: "Deployment", Informer: deploymentInformer.Informer()},
 		Deployments:    deploymentInformer.Lister(),
 		Foos:           fooInformer.Lister(),
 		SyncFoo:        foos.Sync,
-		Paused:         func(foo *samplev1alpha1.Foo) bool { _, ok := foo.Labels[PauseLabel]; return ok },
+		Paused:         func(foo *samplev1alpha1.Foo) bool { return pause.IsPaused(foo, PauseLabel) },
 	})
-	c.synced = []cache.InformerSynced{fooInformer.Informer().HasSynced, deploymentInformer.Informer().HasSynced}
+
+	// The cascade handler sees the Foos too, under a name of its own: it
+	// adds Finalizer to each Foo, and when a Foo is deleted it deletes the
+	// ConfigMaps labelled with the Foo's UID in every namespace, then
+	// removes the finalizer. A paused Foo is deleted with its ConfigMaps as
+	// well: pausing holds back changes to its Deployment, not its deletion.
+	dependents, err := cascade.New(cfg.DynamicClient, corev1.SchemeGroupVersion.WithResource("configmaps"),
+		cascade.WithName("FooDependents"),
+		cascade.WithInformer(fooInformer.Informer()),
+		cascade.WithUIDLabel(DependentLabel),
+		cascade.InAllNamespaces(),
+		cascade.WithFinalizer(Finalizer, samplev1alpha1.SchemeGroupVersion.WithResource("foos")),
+	)
+	if err != nil {
+		return nil, err
+	}
+	c.loop.Register(dependents)
+
 	return c, nil
 }
 
@@ -106,13 +149,15 @@ func (c *Controller) Run(ctx context.Context, threadiness int) error {
 	return nil
 }
 
-// HasSynced reports whether the informers have synced: until then the
-// controller does nothing, and is not ready.
-func (c *Controller) HasSynced() bool {
-	for _, s := range c.synced {
-		if !s() {
-			return false
-		}
-	}
-	return true
+// Readiness is the check of a /readyz endpoint (kubehandler.ProbeHandler):
+// it passes once Run's informers have synced and, with leader election,
+// while this replica leads or is a standby in touch with the lease.
+func (c *Controller) Readiness(req *http.Request) error {
+	return kubehandler.Readiness(c.loop)(req)
+}
+
+// Liveness is the check of a /healthz endpoint: it fails while a handler
+// call has run longer than kubehandler.WithLivenessTimeout allows.
+func (c *Controller) Liveness(req *http.Request) error {
+	return kubehandler.Liveness(c.loop)(req)
 }

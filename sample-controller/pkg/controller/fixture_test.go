@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -10,9 +11,11 @@ import (
 	kubeinformers "k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/handlers/pause"
 	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	"github.com/kubehandler/kubehandler/sample-controller/pkg/generated/clientset/versioned/fake"
 	informers "github.com/kubehandler/kubehandler/sample-controller/pkg/generated/informers/externalversions"
@@ -27,6 +30,7 @@ type fixture struct {
 	fooClient  *fake.Clientset
 	foos       *FooHandler
 	deploys    *DeploymentHandler
+	recorder   *record.FakeRecorder
 }
 
 func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.Deployment) *fixture {
@@ -42,6 +46,7 @@ func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.
 		t:          t,
 		kubeClient: kubefake.NewClientset(kubeObjects...),
 		fooClient:  fake.NewSimpleClientset(fooObjects...),
+		recorder:   record.NewFakeRecorder(10),
 	}
 	kubeInformers := kubeinformers.NewSharedInformerFactory(f.kubeClient, 0)
 	fooInformers := informers.NewSharedInformerFactory(f.fooClient, 0)
@@ -63,13 +68,14 @@ func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.
 		FooClient:      f.fooClient,
 		Foos:           fooInformer.Lister(),
 		Deployments:    deploymentInformer.Lister(),
+		Recorder:       f.recorder,
 	}
 	f.deploys = &DeploymentHandler{
 		DefaultHandler: kubehandler.DefaultHandler{Name: "Deployment", Informer: deploymentInformer.Informer()},
 		Deployments:    deploymentInformer.Lister(),
 		Foos:           fooInformer.Lister(),
 		SyncFoo:        f.foos.Sync,
-		Paused:         func(foo *samplev1alpha1.Foo) bool { _, ok := foo.Labels[PauseLabel]; return ok },
+		Paused:         func(foo *samplev1alpha1.Foo) bool { return pause.IsPaused(foo, PauseLabel) },
 	}
 	return f
 }
@@ -109,4 +115,19 @@ func deploymentOf(foo *samplev1alpha1.Foo) *appsv1.Deployment {
 	d.ResourceVersion = "20"
 	d.Status.ObservedGeneration = 1
 	return d
+}
+
+// events returns the reasons of the Events recorded, with their types.
+func (f *fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.recorder.Events:
+			typ, rest, _ := strings.Cut(e, " ")
+			reason, _, _ := strings.Cut(rest, " ")
+			out = append(out, typ+" "+reason)
+		default:
+			return out
+		}
+	}
 }

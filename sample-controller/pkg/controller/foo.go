@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/kubehandler/kubehandler"
@@ -33,6 +34,8 @@ type FooHandler struct {
 	FooClient   versioned.Interface
 	Foos        listers.FooLister
 	Deployments appslisters.DeploymentLister
+	// Recorder records Kubernetes Events about Foos; nil records none.
+	Recorder record.EventRecorder
 }
 
 var _ kubehandler.EventHandler = (*FooHandler)(nil)
@@ -80,6 +83,7 @@ func (h *FooHandler) sync(ctx context.Context, namespace, name string) error {
 		deployment, err = h.KubeClient.AppsV1().Deployments(namespace).Create(ctx, newDeployment(foo), metav1.CreateOptions{})
 		if err == nil {
 			logger.V(2).Info("Created Deployment", "deployment", klog.KObj(deployment))
+			h.event(foo, corev1.EventTypeNormal, "DeploymentCreated", "Created Deployment %s with %d replicas", deployment.Name, replicas(foo))
 		}
 	}
 	if err != nil {
@@ -89,6 +93,7 @@ func (h *FooHandler) sync(ctx context.Context, namespace, name string) error {
 
 	if !metav1.IsControlledBy(deployment, foo) {
 		msg := fmt.Sprintf("Deployment %q already exists and is not controlled by this Foo; delete it or choose another spec.deploymentName", deployment.Name)
+		h.event(foo, corev1.EventTypeWarning, ReasonDeploymentNotOwned, "%s", msg)
 		if err := h.updateStatus(ctx, foo, nil, metav1.Condition{
 			Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonDeploymentNotOwned, Message: msg,
 		}); err != nil {
@@ -106,6 +111,7 @@ func (h *FooHandler) sync(ctx context.Context, namespace, name string) error {
 		if err != nil {
 			return err
 		}
+		h.event(foo, corev1.EventTypeNormal, "DeploymentScaled", "Scaled Deployment %s to %d replicas", deployment.Name, want)
 	}
 
 	return h.updateStatus(ctx, foo, deployment, readyCondition(foo, deployment))
@@ -149,6 +155,15 @@ func (h *FooHandler) updateStatus(ctx context.Context, foo *samplev1alpha1.Foo, 
 	foo.Status = *status
 	_, err := h.FooClient.SamplecontrollerV1alpha1().Foos(foo.Namespace).UpdateStatus(ctx, foo, metav1.UpdateOptions{})
 	return err
+}
+
+// event records an Event about foo, if the handler has a Recorder. (The
+// Foo handler's Sync also runs in the Deployment handler's calls, whose
+// object is a Deployment: kubehandler.Eventf would record about that.)
+func (h *FooHandler) event(foo *samplev1alpha1.Foo, eventtype, reason, messageFmt string, args ...interface{}) {
+	if h.Recorder != nil {
+		h.Recorder.Eventf(foo, eventtype, reason, messageFmt, args...)
+	}
 }
 
 // newDeployment returns the Deployment a Foo asks for, controlled by the Foo.

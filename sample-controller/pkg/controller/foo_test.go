@@ -47,13 +47,16 @@ func TestFooHandlerSync(t *testing.T) {
 		wantReplicas *int32
 		// wantReady is the Ready condition's status and reason written, if any.
 		wantReady *metav1.Condition
+		// wantEvents are the types and reasons of the Events recorded.
+		wantEvents []string
 	}{{
 		name:         "creates the Deployment, owned by the Foo",
 		foo:          newFoo("new", 2),
 		wantWrites:   []string{"create deployments", "update foos/status"},
 		wantReplicas: ptr.To[int32](2),
 		// A fake clientset sets no generation: the Deployment looks observed.
-		wantReady: &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonDeploymentReady},
+		wantReady:  &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonDeploymentReady},
+		wantEvents: []string{"Normal DeploymentCreated"},
 	}, {
 		name:         "scales the Deployment to the Foo's replicas",
 		foo:          scaled,
@@ -61,6 +64,7 @@ func TestFooHandlerSync(t *testing.T) {
 		wantWrites:   []string{"update deployments", "update foos/status"},
 		wantReplicas: ptr.To[int32](3),
 		wantReady:    &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonDeploymentReady},
+		wantEvents:   []string{"Normal DeploymentScaled"},
 	}, {
 		name:        "not Ready until the Deployment controller has observed the Deployment",
 		foo:         unobserved,
@@ -74,6 +78,7 @@ func TestFooHandlerSync(t *testing.T) {
 		wantErr:     true,
 		wantWrites:  []string{"update foos/status"},
 		wantReady:   &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonDeploymentNotOwned},
+		wantEvents:  []string{"Warning DeploymentNotOwned"},
 	}, {
 		name:        "writes nothing when all is as it should be",
 		foo:         upToDate,
@@ -112,6 +117,9 @@ func TestFooHandlerSync(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.wantWrites, got); diff != "" {
 				t.Fatalf("writes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantEvents, f.events()); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
 			}
 
 			if tt.wantReplicas != nil {

@@ -43,6 +43,13 @@ func TestFoo(t *testing.T) {
 	if foo.Status.AvailableReplicas != 0 {
 		t.Errorf("status.availableReplicas = %d; no Pod runs without nodes, want 0", foo.Status.AvailableReplicas)
 	}
+	poll(t, timeout, "an Event DeploymentCreated about the Foo", func() (bool, error) {
+		events, err := c.kube.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=foo,reason=DeploymentCreated"})
+		if err != nil {
+			return false, err
+		}
+		return len(events.Items) == 1 && events.Items[0].InvolvedObject.UID == foo.UID, notYetf("events %v", events.Items)
+	})
 
 	t.Run("spec changes are applied and observed", func(t *testing.T) {
 		foo := updateFoo(t, c, foo, func(f *samplev1alpha1.Foo) { f.Spec.Replicas = ptr.To[int32](3) })
@@ -51,14 +58,7 @@ func TestFoo(t *testing.T) {
 	})
 
 	t.Run("a Deployment scaled by hand is scaled back", func(t *testing.T) {
-		scale, err := deployments.GetScale(t.Context(), foo.Spec.DeploymentName, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		scale.Spec.Replicas = 7
-		if _, err := deployments.UpdateScale(t.Context(), foo.Spec.DeploymentName, scale, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		scaleDeployment(t, c, foo, 7)
 		waitForDeployment(t, c, foo, 3)
 	})
 
@@ -186,8 +186,8 @@ func isReady(foo *samplev1alpha1.Foo, generation int64) (bool, error) {
 	return true, nil
 }
 
-// gone reports whether err says the object does not exist.
-func gone(err error) (bool, error) {
+// gone reports whether the error of a Get says the object does not exist.
+func gone[T any](_ T, err error) (bool, error) {
 	if apierrors.IsNotFound(err) {
 		return true, nil
 	}
@@ -195,4 +195,30 @@ func gone(err error) (bool, error) {
 		return false, err
 	}
 	return false, nil
+}
+
+// deployment returns the Foo's Deployment.
+func deployment(t *testing.T, c clients, foo *samplev1alpha1.Foo) *appsv1.Deployment {
+	t.Helper()
+	d, err := c.kube.AppsV1().Deployments(foo.Namespace).Get(t.Context(), foo.Spec.DeploymentName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// scaleDeployment sets the replicas of the Foo's Deployment, as a person
+// would with kubectl scale.
+func scaleDeployment(t *testing.T, c clients, foo *samplev1alpha1.Foo, replicas int32) {
+	t.Helper()
+	deployments := c.kube.AppsV1().Deployments(foo.Namespace)
+	poll(t, timeout, "a scale of the Deployment", func() (bool, error) {
+		scale, err := deployments.GetScale(t.Context(), foo.Spec.DeploymentName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		scale.Spec.Replicas = replicas
+		_, err = deployments.UpdateScale(t.Context(), foo.Spec.DeploymentName, scale, metav1.UpdateOptions{})
+		return err == nil, err
+	})
 }

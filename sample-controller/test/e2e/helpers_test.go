@@ -15,15 +15,18 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubehandler/kubehandler"
+	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	"github.com/kubehandler/kubehandler/sample-controller/pkg/controller"
 	"github.com/kubehandler/kubehandler/sample-controller/pkg/generated/clientset/versioned"
 )
@@ -117,18 +120,30 @@ type runningController struct {
 
 // startController runs the sample controller in this process until the
 // test ends, and waits until its informers have synced. The test fails if
-// Run returns an error.
+// Run returns an error. The controller acts as the ServiceAccount of
+// artifacts/deploy, with the permissions its RBAC grants.
 func startController(t *testing.T) *runningController {
 	t.Helper()
 	cfg := labConfig()
+	cfg.Impersonate.UserName = serviceAccount
 	c := newClients(t, cfg)
 	r := &runningController{metrics: prometheus.NewRegistry(), done: make(chan error, 1)}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := samplev1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	recorder, stopRecorder := kubehandler.NewEventRecorder(c.kube.CoreV1(), scheme, controller.Name)
+	t.Cleanup(stopRecorder) // after the controller has stopped (cleanups run last first)
 	var err error
 	r.ctl, err = controller.New(controller.Config{
 		KubeClient:    c.kube,
 		FooClient:     c.foo,
 		DynamicClient: c.dynamic,
 		LoopOptions:   []kubehandler.Option{kubehandler.WithMetrics(r.metrics)},
+		EventRecorder: recorder,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +168,7 @@ func startController(t *testing.T) *runningController {
 			return false, fmt.Errorf("controller.Run returned early: %v", err)
 		default:
 		}
-		return r.ctl.HasSynced(), nil
+		return r.ctl.Readiness(nil) == nil, nil
 	})
 	return r
 }

@@ -27,6 +27,9 @@ import (
 var (
 	// kubeconfig is the lab's kubeconfig file.
 	kubeconfig string
+	// controllerKubeconfig is the kubeconfig of the controller binary: as
+	// the ServiceAccount of artifacts/deploy, with its RBAC.
+	controllerKubeconfig string
 	// controllerBin is the sample controller built for this test run.
 	controllerBin string
 )
@@ -89,6 +92,18 @@ func run(m *testing.M) (code int) {
 	}
 
 	if err := installCRD(ctx, labConfig()); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	// The binary runs with the permissions the manifests grant: a missing
+	// rule fails the tests that run it.
+	deploy := []string{"../../artifacts/deploy/namespace.yaml", "../../artifacts/deploy/serviceaccount.yaml", "../../artifacts/deploy/rbac.yaml"}
+	if err := applyManifests(ctx, labConfig(), deploy...); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	controllerKubeconfig = filepath.Join(tmp, "controller.kubeconfig")
+	if err := writeImpersonatingKubeconfig(controllerKubeconfig, serviceAccount); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}

@@ -29,8 +29,9 @@ type process struct {
 	metrics   string
 }
 
-// startProcess runs the controller binary built by TestMain against the lab
-// and waits until /readyz answers 200. It is killed when the test ends.
+// startProcess runs the controller binary built by TestMain against the lab,
+// as the ServiceAccount of artifacts/deploy with its RBAC, and waits until
+// /readyz answers 200. It is killed when the test ends.
 func startProcess(t *testing.T, name string) *process {
 	t.Helper()
 	p := &process{
@@ -45,12 +46,22 @@ func startProcess(t *testing.T, name string) *process {
 	}
 	defer out.Close()
 	p.cmd = exec.Command(controllerBin,
-		"--kubeconfig", kubeconfig,
+		"--kubeconfig", controllerKubeconfig,
 		"--threadiness", "4",
 		"--health-probe-bind-address", p.probeAddr,
 		"--metrics-bind-address", p.metrics,
+		// Leader election on the Lease of artifacts/deploy's RBAC, with
+		// short durations: a killed leader's lease expires in 3s.
+		"--leader-elect",
+		"--leader-elect-resource-namespace", leaseNamespace,
+		"--leader-elect-lease-duration=3s",
+		"--leader-elect-renew-deadline=2s",
+		"--leader-elect-retry-period=500ms",
 	)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
+	// The race detector's runtime sleeps a second before exiting, which
+	// would count as shutdown time.
+	p.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -102,16 +113,25 @@ func (p *process) terminate(t *testing.T, timeout time.Duration) int {
 	}
 }
 
+// leaseNamespace is the namespace of the controller's Lease: that of
+// artifacts/deploy, where its RBAC lets it have one.
+const leaseNamespace = "sample-controller"
+
 // TestKillAndRestart runs the controller binary, kills it with SIGKILL while
 // it works through 100 new Foos, changes Foos and Deployments while it is
-// down, and starts it again: it converges with nothing lost. It also checks
-// the binary's endpoints and its graceful exit on SIGTERM.
+// down, and starts it again: it converges with nothing lost, once the killed
+// leader's Lease has expired. It also checks the binary's endpoints, and its
+// graceful exit on SIGTERM, which releases the Lease.
 func TestKillAndRestart(t *testing.T) {
 	c := newClients(t, labConfig())
 	ns := newNamespace(t, c)
 	first := startProcess(t, "first")
 
 	t.Run("endpoints", func(t *testing.T) {
+		poll(t, timeout, "the leader metric", func() (bool, error) {
+			_, body, err := get("http://" + first.metrics + "/metrics")
+			return strings.Contains(body, `kubehandler_leader{name="sample-controller"} 1`), err
+		})
 		for _, url := range []string{"http://" + first.probeAddr + "/healthz", "http://" + first.probeAddr + "/readyz", "http://" + first.metrics + "/metrics"} {
 			code, body, err := get(url)
 			if err != nil || code != http.StatusOK {
@@ -169,6 +189,13 @@ func TestKillAndRestart(t *testing.T) {
 		t.Errorf("exit code after SIGTERM: %d, want 0 (66: a data race)\n%s", code, tail(string(data), 40))
 	}
 	report(t, "exited %s after SIGTERM", time.Since(stopped).Round(time.Millisecond))
+	lease, err := c.kube.CoordinationV1().Leases(leaseNamespace).Get(t.Context(), "sample-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
+		t.Errorf("after a graceful exit the Lease is held by %q, want it released", *h)
+	}
 }
 
 // countReady returns the number of Foos in ns that are Ready at their

@@ -53,3 +53,7 @@ type FooList struct {
 
 	Items []Foo `json:"items"`
 }
+
+// GetConditions returns the Foo's status conditions. It lets kubehandler's
+// pause handler read them (pause.HasConditions).
+func (f *Foo) GetConditions() []metav1.Condition { return f.Status.Conditions }
