@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/kubehandler/kubehandler"
 )
 
 // FieldManager is the field manager DynamicPatch sends its patches as: the
@@ -17,16 +19,14 @@ const FieldManager = "kubehandler-pause"
 
 // PatchFunc sends a patch of type pt to the object namespace/name of the
 // handler's resource, or to its subresources (the handler uses "status")
-// when given. It has the shape of a typed client's Patch, so that one is
-// wrapped in a line:
+// when given. It is kubehandler.PatchFunc, so kubehandler.ClientPatch makes
+// one from a typed client, and one function serves a Chain's finalizer and
+// this handler:
 //
-//	func(ctx context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error {
-//		_, err := client.ExampleV1().Widgets(namespace).Patch(ctx, name, pt, data, metav1.PatchOptions{}, subresources...)
-//		return err
-//	}
+//	pause.New(next, "example.com/paused", kubehandler.ClientPatch(client.ExampleV1().Widgets))
 //
 // The handler sends JSON merge patches only (types.MergePatchType).
-type PatchFunc func(ctx context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error
+type PatchFunc = kubehandler.PatchFunc
 
 // DynamicPatch returns a PatchFunc that patches objects of resource through
 // the dynamic client, as FieldManager: for unstructured objects of any
