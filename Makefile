@@ -36,7 +36,7 @@ test: verify test-unit test-integration test-e2e ## Run verify and every test ti
 test-unit: ## Unit tests (fake clients, real informers, in-memory sources)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /internal/kubelabtest)
 	cd hack/kubelab && $(GO) test -race -count=1 ./internal/...
-	cd sample-controller && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	cd sample-controller && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
 
 .PHONY: test-integration
 test-integration: ## Integration tests against a real kube-apiserver and etcd (hack/kubelab)
