@@ -47,9 +47,9 @@ func newClients(t testing.TB, cfg *rest.Config) clients {
 	}
 }
 
-// installCRD creates the Foo CRD from artifacts/crd.yaml and waits until
-// Foos can be created without the apiserver's two-second delay after a CRD
-// becomes Established.
+// installCRD creates the Foo CRD from artifacts/crd.yaml and waits until it
+// is Established. (For two seconds after that, the apiserver delays the first
+// creates of Foos by up to two seconds: harmless to the tests.)
 func installCRD(ctx context.Context, cfg *rest.Config) error {
 	data, err := os.ReadFile("../../artifacts/crd.yaml")
 	if err != nil {
@@ -63,9 +63,7 @@ func installCRD(ctx context.Context, cfg *rest.Config) error {
 	if _, err := client.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating the CRD: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	err = pollErr(time.Minute, func() (bool, error) {
 		got, err := client.Get(ctx, crd.GetName(), metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -81,9 +79,6 @@ func installCRD(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("waiting for the CRD to be established: %w", err)
 	}
-	// The apiserver delays the first creates of a new CRD's objects for two
-	// seconds after it is Established.
-	time.Sleep(2100 * time.Millisecond)
 	return nil
 }
 
