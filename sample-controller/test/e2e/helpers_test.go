@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
@@ -83,7 +84,10 @@ func installCRD(ctx context.Context, cfg *rest.Config) error {
 }
 
 // newNamespace creates a namespace for the test, named after it, deleted
-// when the test ends.
+// when the test ends. Call it before starting a controller: when the test
+// ends, the controller stops first, then the namespace's Foos lose their
+// finalizers and the namespace is deleted, so that no Foo is left for the
+// next test's controller to finish.
 func newNamespace(t *testing.T, c clients) string {
 	t.Helper()
 	prefix := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
@@ -97,8 +101,23 @@ func newNamespace(t *testing.T, c clients) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		ctx := context.WithoutCancel(t.Context())
+		foos := c.foo.SamplecontrollerV1alpha1().Foos(ns.Name)
+		list, err := foos.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Errorf("listing the Foos of namespace %s: %v", ns.Name, err)
+		}
+		for _, foo := range list.Items {
+			if len(foo.Finalizers) == 0 {
+				continue
+			}
+			_, err := foos.Patch(ctx, foo.Name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("removing the finalizers of Foo %s/%s: %v", ns.Name, foo.Name, err)
+			}
+		}
 		// Not waited for: the namespace controller finishes it.
-		if err := c.kube.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := c.kube.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("deleting namespace %s: %v", ns.Name, err)
 		}
 	})
