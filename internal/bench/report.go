@@ -10,7 +10,8 @@ import (
 // Config sizes the workloads.
 type Config struct {
 	Objects         int // InitialList
-	Rounds          int // rounds of each workload; medians are reported
+	ListRounds      int // rounds of InitialList (short and noisy: many)
+	Rounds          int // rounds of the storm and latency workloads; medians are reported
 	StormKeys       int
 	StormUpdates    int
 	StormWork       time.Duration
@@ -39,13 +40,16 @@ func Run(cfg Config, progress func(string)) *Report {
 	storms := make(map[Impl][]StormResult)
 	var stormDiffs []float64 // per round: kubehandler's calls minus plain's
 	lats := make(map[Impl][]LatencyResult)
-	for round := range cfg.Rounds {
+	for round := range cfg.ListRounds {
 		for i := range Impls {
 			impl := Impls[(i+round)%len(Impls)]
 			l := InitialList(impl, cfg.Objects)
 			lists[impl] = append(lists[impl], l)
-			progress(fmt.Sprintf("round %d %-15s list: %8.0f objects/s, %.1f allocs/object", round+1, impl, l.ObjectsPerSecond, l.AllocsPerObject))
+			progress(fmt.Sprintf("round %d %-15s list: %8.0f objects/s, %.1f allocs/object, %v CPU/object",
+				round+1, impl, l.ObjectsPerSecond, l.AllocsPerObject, l.CPUPerObject))
 		}
+	}
+	for round := range cfg.Rounds {
 		order := slices.Concat(Impls[round%len(Impls):], Impls[:round%len(Impls)])
 		rs := UpdateStorm(order, cfg.StormKeys, cfg.StormUpdates, cfg.StormWork)
 		for _, impl := range Impls {
@@ -67,6 +71,7 @@ func Run(cfg Config, progress func(string)) *Report {
 			Objects:          cfg.Objects,
 			ObjectsPerSecond: median(lists[impl], func(l ListResult) float64 { return l.ObjectsPerSecond }),
 			AllocsPerObject:  median(lists[impl], func(l ListResult) float64 { return l.AllocsPerObject }),
+			CPUPerObject:     time.Duration(median(lists[impl], func(l ListResult) float64 { return float64(l.CPUPerObject) })),
 		}
 		final := true
 		for _, s := range storms[impl] {
@@ -113,6 +118,8 @@ func (r *Report) evaluate(cfg Config) {
 			fmt.Sprintf("%.2f", kh.ObjectsPerSecond/p.ObjectsPerSecond), "", "", ">= 0.85", kh.ObjectsPerSecond >= 0.85*p.ObjectsPerSecond},
 		row{"  throughput ratio, kubehandler / plain-waitsync",
 			fmt.Sprintf("%.2f", kh.ObjectsPerSecond/ps.ObjectsPerSecond), "", "", ">= 0.85", kh.ObjectsPerSecond >= 0.85*ps.ObjectsPerSecond},
+		row{"  CPU time per object (all threads, GC included)",
+			kh.CPUPerObject.String(), p.CPUPerObject.String(), ps.CPUPerObject.String(), "", true},
 		row{"  allocations per object (informer included)",
 			fmt.Sprintf("%.1f", kh.AllocsPerObject), fmt.Sprintf("%.1f", p.AllocsPerObject), fmt.Sprintf("%.1f", ps.AllocsPerObject),
 			fmt.Sprintf("<= plain + 5 (%.1f)", p.AllocsPerObject+5), kh.AllocsPerObject <= p.AllocsPerObject+5},
