@@ -27,6 +27,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/pause"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 	"github.com/kubehandler/kubehandler/internal/memsource"
 )
 
@@ -673,7 +674,7 @@ func TestChainLifecycleOnEventLoop(t *testing.T) {
 			return kubehandler.ErrorActionRetry
 		}))
 	loop.Register(c)
-	run(t, loop, 2)
+	looptest.Start(t, loop, 2)
 
 	f.source.Create(configMap("ns", "gear", "1"))
 	eventually(t, "finalizer added and steps run with it", func() bool {
@@ -762,7 +763,7 @@ func TestChainFailuresThroughTheLoop(t *testing.T) {
 		},
 	}
 	loop.Register(c)
-	run(t, loop, 1)
+	looptest.Start(t, loop, 1)
 	f.source.Create(configMap("ns", "flaky", "1"))
 	f.source.Create(configMap("ns", "terminal", "1"))
 	eventually(t, "counted", func() bool {

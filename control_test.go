@@ -10,6 +10,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 )
 
 func TestControlErrors(t *testing.T) {
@@ -67,7 +68,7 @@ func TestControlErrorsOutsideAChain(t *testing.T) {
 	for _, name := range []string{"skip", "cancel", "keep"} {
 		q.EnqueueAdd("k", "ns/"+name)
 	}
-	run(t, q, 1)
+	looptest.Start(t, q, 1)
 	eventually(t, "counted", func() bool {
 		g := gather()
 		return g.calls("control", "k", "add", "success") == 2 && g.calls("control", "k", "add", "requeue") == 1

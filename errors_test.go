@@ -12,6 +12,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 )
 
 var errBoom = errors.New("boom")
@@ -26,10 +27,10 @@ func TestRetryUpToStopsTheLoop(t *testing.T) {
 			h.Fn = func(context.Context, kubehandler.Event) error { return fmt.Errorf("wrapped: %w", errBoom) }
 			loop := kubehandler.NewEventLoop("retry-up-to", fastRetries(), kubehandler.WithErrorHandler(kubehandler.RetryUpTo(n)))
 			loop.Register(h)
-			r := run(t, loop, 2)
+			r := looptest.Start(t, loop, 2)
 			f.source.Create(configMap("ns", "doomed", "1"))
-			if err := r.wait(t); !errors.Is(err, errBoom) {
-				t.Fatalf("Run = %v, want an error wrapping the handler's", r.err)
+			if err := r.Wait(t); !errors.Is(err, errBoom) {
+				t.Fatalf("Run = %v, want an error wrapping the handler's", r.Err())
 			}
 			calls := h.Calls()
 			if len(calls) != n+1 {
@@ -64,7 +65,7 @@ func TestErrorActionIgnore(t *testing.T) {
 	reg, gather := newRegistry()
 	loop := kubehandler.NewEventLoop("ignore", kubehandler.WithErrorHandler(ignore), kubehandler.WithMetrics(reg))
 	loop.Register(h)
-	run(t, loop, 1)
+	looptest.Start(t, loop, 1)
 
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "failure counted", func() bool { return gather().calls("ignore", "cm", "add", "error") == 1 })
@@ -101,7 +102,7 @@ func TestTerminalErrorsAreNotRetried(t *testing.T) {
 			return kubehandler.ErrorActionRetry
 		}))
 	loop.Register(h)
-	run(t, loop, 1)
+	looptest.Start(t, loop, 1)
 
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "terminal counted", func() bool { return gather().calls("terminal", "cm", "add", "terminal") == 1 })
@@ -151,7 +152,7 @@ func TestRequeueAfter(t *testing.T) {
 	reg, gather := newRegistry()
 	loop := kubehandler.NewEventLoop("requeue", kubehandler.WithClock(clock), kubehandler.WithMetrics(reg))
 	loop.Register(h)
-	run(t, loop, 1)
+	looptest.Start(t, loop, 1)
 
 	rv := f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "requeue counted", func() bool { return gather().calls("requeue", "cm", "add", "requeue") == 1 })
@@ -194,7 +195,7 @@ func TestRetriesBackOff(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("backoff", kubehandler.WithClock(clock))
 	loop.Register(h)
-	run(t, loop, 1)
+	looptest.Start(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "four calls", func() bool {
 		if len(h.Calls()) == 4 {

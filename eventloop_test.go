@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 	"github.com/kubehandler/kubehandler/internal/memsource"
 	"github.com/kubehandler/kubehandler/internal/recorder"
 )
@@ -35,7 +36,7 @@ func TestOneInFlightPerKey(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("one-in-flight")
 	loop.Register(h)
-	run(t, loop, 8)
+	looptest.Start(t, loop, 8)
 
 	names := make(map[cache.ObjectName]bool)
 	for i := range 20 {
@@ -75,7 +76,7 @@ func TestCoalescing(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("coalescing")
 	loop.Register(h)
-	run(t, loop, 4)
+	looptest.Start(t, loop, 4)
 
 	f.source.Create(configMap("ns", "marker", "0"))
 	f.source.Create(configMap("ns", "busy", "0"))
@@ -123,7 +124,7 @@ func TestDeleteThenRecreate(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("recreate")
 	loop.Register(h)
-	run(t, loop, 2)
+	looptest.Start(t, loop, 2)
 
 	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "phoenix"}
 	f.source.Create(configMap("ns", "phoenix", "old"))
@@ -186,7 +187,7 @@ func TestRandomFailuresConverge(t *testing.T) {
 			}
 			loop := kubehandler.NewEventLoop("random-"+mode, fastRetries())
 			loop.Register(h)
-			run(t, loop, 4)
+			looptest.Start(t, loop, 4)
 
 			names := make(map[cache.ObjectName]bool)
 			var wg sync.WaitGroup
@@ -247,7 +248,7 @@ func TestTombstonesAreDeletes(t *testing.T) {
 	h := newRecorder(f.informer, "cm")
 	loop := kubehandler.NewEventLoop("tombstones")
 	loop.Register(h)
-	run(t, loop, 2)
+	looptest.Start(t, loop, 2)
 
 	f.source.Create(configMap("ns", "keep", "1"))
 	f.source.Create(configMap("ns", "gone", "1"))
@@ -303,8 +304,8 @@ func TestResyncs(t *testing.T) {
 			loopDrop.Register(dropping)
 			loopDeliver := kubehandler.NewEventLoop("resync-delivered", kubehandler.WithResyncEvents())
 			loopDeliver.Register(delivering)
-			run(t, loopDrop, 2)
-			run(t, loopDeliver, 2)
+			looptest.Start(t, loopDrop, 2)
+			looptest.Start(t, loopDeliver, 2)
 
 			updates := func(r *recorder.Handler) int {
 				n := 0
@@ -371,7 +372,7 @@ func TestEmptyNameDefaultsToTypeName(t *testing.T) {
 	h := &namelessHandler{newRecorder(f.informer, "")}
 	loop := kubehandler.NewEventLoop("names")
 	loop.Register(h)
-	run(t, loop, 1)
+	looptest.Start(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "dispatched", func() bool { return len(h.Calls()) == 1 })
 	if got := h.Calls()[0].Key.Kind; got != "namelessHandler" {
@@ -428,21 +429,21 @@ func TestSecondConcurrentRunFails(t *testing.T) {
 	loop := kubehandler.NewEventLoop("twice")
 	h := newRecorder(f.informer, "cm")
 	loop.Register(h)
-	r := run(t, loop, 1)
+	r := looptest.Start(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "first Run dispatching", func() bool { return len(h.Calls()) == 1 })
 	if err := loop.Run(t.Context(), 1); err == nil || !contains(err.Error(), "already running") {
 		t.Fatalf("second Run = %v, want 'already running'", err)
 	}
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("first Run = %v", err)
 	}
 	// Once the first Run has returned, the loop may run again, and events
 	// that arrived in between are dispatched.
 	f.source.Update(configMap("ns", "a", "2"))
-	r = run(t, loop, 1)
+	r = looptest.Start(t, loop, 1)
 	eventually(t, "second Run dispatching", func() bool { return len(h.Calls()) >= 2 })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run after Run = %v", err)
 	}
 }

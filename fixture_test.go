@@ -69,47 +69,6 @@ func sourceState(kind string, s *memsource.Source, names map[cache.ObjectName]bo
 	return want
 }
 
-// running is a Run in the background.
-type running struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // Run's result, once done is closed
-}
-
-// run starts loop.Run in the background; the test's cleanup stops it.
-func run(t *testing.T, loop interface {
-	Run(context.Context, int) error
-}, threadiness int) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	r := &running{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		r.err = loop.Run(ctx, threadiness)
-	}()
-	t.Cleanup(func() { _ = r.stop() })
-	return r
-}
-
-// stop cancels Run's context and returns what Run returned.
-func (r *running) stop() error {
-	r.cancel()
-	<-r.done
-	return r.err
-}
-
-// wait returns what Run returned once it returns by itself.
-func (r *running) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case <-r.done:
-		return r.err
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return")
-		return nil
-	}
-}
-
 // eventually polls cond until it holds, failing the test after a deadline.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 )
 
 // logLines is a logger that keeps what it logs.
@@ -97,7 +98,7 @@ func TestEventFromContext(t *testing.T) {
 	})
 	obj := configMap("ns", "a", "1")
 	q.EnqueueAdd("k", obj)
-	run(t, q, 1)
+	looptest.Start(t, q, 1)
 	ev := <-got
 	if ev.Type != kubehandler.WorkqueueAddEvent || ev.Key != (kubehandler.Key{Kind: "k", Namespace: "ns", Name: "a"}) || ev.Object != obj || ev.Retries != 0 {
 		t.Errorf("Event = %+v", ev)
@@ -125,7 +126,7 @@ func TestHandlerTimeout(t *testing.T) {
 		return nil
 	})
 	q.EnqueueAdd("k", "ns/a")
-	run(t, q, 1)
+	looptest.Start(t, q, 1)
 	eventually(t, "retried after the timeout", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 2 })
 	eventually(t, "metrics", func() bool {
 		g := gather()

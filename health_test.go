@@ -18,6 +18,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 	"github.com/kubehandler/kubehandler/internal/memsource"
 )
 
@@ -52,7 +53,7 @@ func TestReadinessAndLiveness(t *testing.T) {
 	if code, _ := probe(t, live); code != http.StatusOK {
 		t.Errorf("before Run: liveness %d", code)
 	}
-	r := run(t, loop, 1)
+	r := looptest.Start(t, loop, 1)
 	eventually(t, "waiting for caches", func() bool {
 		_, body := probe(t, ready)
 		return strings.Contains(body, "waiting for its caches to sync")
@@ -83,7 +84,7 @@ func TestReadinessAndLiveness(t *testing.T) {
 	}
 	close(release)
 	eventually(t, "live again", func() bool { code, _ := probe(t, live); return code == http.StatusOK })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := probe(t, ready); code != http.StatusServiceUnavailable {
@@ -122,28 +123,28 @@ func TestDrainTimeout(t *testing.T) {
 		return nil
 	})
 	q.EnqueueAdd("k", "ns/stuck")
-	r := run(t, q, 2)
+	r := looptest.Start(t, q, 2)
 	<-entered
-	r.cancel()
+	r.Cancel()
 	// Step the clock until the drain timer, set once Run starts stopping,
 	// runs out.
 	eventually(t, "Run returned", func() bool {
 		select {
-		case <-r.done:
+		case <-r.Done():
 			return true
 		default:
 			clock.Step(time.Second)
 			return false
 		}
 	})
-	if !errors.Is(r.err, kubehandler.ErrDrainTimeout) || !strings.Contains(r.err.Error(), "k/ns/stuck (running for") {
-		t.Fatalf("Run = %v, want ErrDrainTimeout naming k/ns/stuck", r.err)
+	if !errors.Is(r.Err(), kubehandler.ErrDrainTimeout) || !strings.Contains(r.Err().Error(), "k/ns/stuck (running for") {
+		t.Fatalf("Run = %v, want ErrDrainTimeout naming k/ns/stuck", r.Err())
 	}
 
 	// A new event for the stuck key while a second Run runs: held until the
 	// stuck call returns.
 	q.EnqueueAdd("k", "ns/stuck")
-	r2 := run(t, q, 2)
+	r2 := looptest.Start(t, q, 2)
 	q.EnqueueAdd("k", "ns/other")
 	eventually(t, "other key dispatched", func() bool { return calls.Load() == 2 })
 	if q.Length() != 1 {
@@ -154,7 +155,7 @@ func TestDrainTimeout(t *testing.T) {
 	if overlaps.Load() != 0 {
 		t.Error("two calls of one key ran at once across Runs")
 	}
-	if err := r2.stop(); err != nil {
+	if err := r2.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -170,7 +171,7 @@ func TestEventf(t *testing.T) {
 	})
 	q.EnqueueAdd("cm", configMap("ns", "a", "1"))
 	q.EnqueueAdd("cm", "ns/no-object") // a bare key: nothing to record about
-	run(t, q, 1)
+	looptest.Start(t, q, 1)
 	select {
 	case ev := <-rec.Events:
 		if ev != "Normal Handled handled a" {
@@ -228,14 +229,14 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 		queues[i].RegisterAddHandler("k", func(context.Context, string, string) error { handled[i].Add(1); return nil })
 		queues[i].EnqueueAdd("k", "ns/x")
 	}
-	first := run(t, queues[0], 1)
+	first := looptest.Start(t, queues[0], 1)
 	eventually(t, "a leads", func() bool { return handled[0].Load() == 1 })
-	second := run(t, queues[1], 1)
+	second := looptest.Start(t, queues[1], 1)
 	eventually(t, "b stands by, ready", func() bool { return kubehandler.Readiness(queues[1])(nil) == nil })
 	if kubehandler.IsLeader(queues[1]) || handled[1].Load() != 0 {
 		t.Fatal("the standby dispatches")
 	}
-	if err := first.stop(); err != nil {
+	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	// The lease was released: b takes over within a few retry periods,
@@ -244,7 +245,7 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 	if !kubehandler.IsLeader(queues[1]) {
 		t.Error("b dispatches but is not the leader")
 	}
-	if err := second.stop(); err != nil {
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kubehandler/kubehandler"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 )
 
 // families is a registry's metrics, read back by name and labels.
@@ -99,7 +100,7 @@ func TestMetrics(t *testing.T) {
 	reg, gather := newRegistry()
 	loop := kubehandler.NewEventLoop("metrics", fastRetries(), kubehandler.WithMetrics(reg))
 	loop.Register(h)
-	run(t, loop, 1)
+	looptest.Start(t, loop, 1)
 
 	f.source.Create(configMap("ns", "ok", "1"))
 	eventually(t, "add of ok dispatched", func() bool { return len(h.Calls()) == 1 })
@@ -151,9 +152,9 @@ func TestMetricsSharedRegistry(t *testing.T) {
 		loops = append(loops, q)
 	}
 	for _, q := range loops {
-		r := run(t, q, 1)
+		r := looptest.Start(t, q, 1)
 		eventually(t, "dispatched", func() bool { return q.Length() == 0 })
-		if err := r.stop(); err != nil {
+		if err := r.Stop(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,9 +171,9 @@ func TestNoMetricsByDefault(t *testing.T) {
 	q := kubehandler.NewWorkQueue("quiet")
 	q.RegisterAddHandler("k", func(context.Context, string, string) error { return nil })
 	q.EnqueueAdd("k", "ns/a")
-	r := run(t, q, 1)
+	r := looptest.Start(t, q, 1)
 	eventually(t, "dispatched", func() bool { return q.Length() == 0 })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := prometheus.DefaultGatherer.Gather()

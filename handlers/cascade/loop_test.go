@@ -1,7 +1,6 @@
 package cascade_test
 
 import (
-	"context"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -17,24 +16,15 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/cascade"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 )
 
-// runLoop runs a loop with h until the test ends.
+// runLoop runs h on a loop, with factory, until the test ends.
 func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory, h kubehandler.EventHandler) {
 	t.Helper()
 	loop := kubehandler.NewEventLoop("cascade-test")
 	loop.Register(h)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	factory.Start(ctx.Done())
-	go func() { done <- loop.Run(ctx, 2) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-		factory.Shutdown()
-	})
+	looptest.Start(t, loop, 2, factory)
 }
 
 // configMapNames returns the "ns/name" of every ConfigMap client has.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/pause"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 	"github.com/kubehandler/kubehandler/internal/recorder"
 )
 
@@ -204,20 +205,10 @@ func TestChainStep(t *testing.T) {
 	}
 }
 
-// runLoop runs h on a loop until the test ends.
+// runLoop runs h on a loop, with factory, until the test ends.
 func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory, h kubehandler.EventHandler) {
 	t.Helper()
 	loop := kubehandler.NewEventLoop("pause-test")
 	loop.Register(h)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	factory.Start(ctx.Done())
-	go func() { done <- loop.Run(ctx, 2) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-		factory.Shutdown()
-	})
+	looptest.Start(t, loop, 2, factory)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/internal/kubelabtest"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 )
 
 // A three-step chain on Widgets, a custom resource watched through a
@@ -130,7 +131,7 @@ func TestChainOnWidgets(t *testing.T) {
 	loop := kubehandler.NewEventLoop("chain-widgets", kubehandler.WithRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[kubehandler.Key](5*time.Millisecond, time.Second)))
 	loop.Register(chain)
-	runLoop(t, loop, 2)
+	looptest.Start(t, loop, 2)
 
 	w := &unstructured.Unstructured{}
 	w.SetAPIVersion("test.kubehandler.dev/v1")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/internal/kubelabtest"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 	"github.com/kubehandler/kubehandler/internal/recorder"
 )
 
@@ -41,21 +42,6 @@ func configMapInformer(t *testing.T, client kubernetes.Interface, ns string) cac
 		factory.Shutdown()
 	})
 	return informer
-}
-
-// runLoop runs loop in the background until the test ends, then checks Run's
-// result.
-func runLoop(t *testing.T, loop kubehandler.EventLoop, threadiness int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- loop.Run(ctx, threadiness) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	})
 }
 
 // serverState lists what the server has in ns: the resourceVersion of each
@@ -132,7 +118,7 @@ func TestThousandConfigMapsConcurrently(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("thousand")
 	loop.Register(h)
-	runLoop(t, loop, 8)
+	looptest.Start(t, loop, 8)
 
 	const writers, perWriter = 10, 100
 	names := make([]string, 0, writers*perWriter)
@@ -230,7 +216,7 @@ func TestConflictsConverge(t *testing.T) {
 	loop := kubehandler.NewEventLoop("conflicts", kubehandler.WithRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[kubehandler.Key](5*time.Millisecond, time.Second)))
 	loop.Register(h)
-	runLoop(t, loop, 4)
+	looptest.Start(t, loop, 4)
 
 	const n = 100
 	for i := range n {
@@ -286,7 +272,7 @@ func TestBrokenWatchRecovers(t *testing.T) {
 	h := recorder.New(configMapInformer(t, client, ns), "configmaps")
 	loop := kubehandler.NewEventLoop("broken-watch")
 	loop.Register(h)
-	runLoop(t, loop, 4)
+	looptest.Start(t, loop, 4)
 
 	const n = 200
 	names := make([]string, n)
@@ -348,7 +334,7 @@ func TestUnstructuredCustomResources(t *testing.T) {
 	h := recorder.New(informer, "widgets")
 	loop := kubehandler.NewEventLoop("widgets")
 	loop.Register(h)
-	runLoop(t, loop, 2)
+	looptest.Start(t, loop, 2)
 
 	w := &unstructured.Unstructured{}
 	w.SetAPIVersion("test.kubehandler.dev/v1")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/internal/kubelabtest"
+	"github.com/kubehandler/kubehandler/internal/looptest"
 )
 
 // projectCRD is the upstream resource: namespaced, with a status
@@ -52,25 +53,15 @@ func informers(ns string) dynamicinformer.DynamicSharedInformerFactory {
 	return dynamicinformer.NewFilteredDynamicSharedInformerFactory(kubelabtest.Default().Dynamic(), 0, ns, nil)
 }
 
-// runLoop registers handlers on a loop, starts factory and runs the loop
-// until the test ends.
+// runLoop registers handlers on a loop and runs it, with factory, until the
+// test ends.
 func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory, handlers ...kubehandler.EventHandler) {
 	t.Helper()
 	loop := kubehandler.NewEventLoop("handlers-" + t.Name())
 	for _, h := range handlers {
 		loop.Register(h)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	factory.Start(ctx.Done())
-	go func() { done <- loop.Run(ctx, 2) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-		factory.Shutdown()
-	})
+	looptest.Start(t, loop, 2, factory)
 }
 
 // poll waits up to 30 seconds for cond; an error from cond fails the test.
