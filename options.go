@@ -112,13 +112,7 @@ func WithLogger(logger logr.Logger) Option {
 // leaves their keys alone until they return. Zero, the default, waits for
 // as long as the calls take.
 func WithDrainTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d < 0 {
-			o.errs = append(o.errs, fmt.Errorf("kubehandler: WithDrainTimeout(%s): the timeout must not be negative", d))
-			return
-		}
-		o.drainTimeout = d
-	}
+	return timeout("WithDrainTimeout", d, func(o *options) *time.Duration { return &o.drainTimeout })
 }
 
 // WithLivenessTimeout makes Liveness fail while a handler call has been
@@ -126,13 +120,7 @@ func WithDrainTimeout(d time.Duration) Option {
 // context and never returns) is worth a restart. Zero, the default, never
 // fails for that.
 func WithLivenessTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d < 0 {
-			o.errs = append(o.errs, fmt.Errorf("kubehandler: WithLivenessTimeout(%s): the timeout must not be negative", d))
-			return
-		}
-		o.livenessTimeout = d
-	}
+	return timeout("WithLivenessTimeout", d, func(o *options) *time.Duration { return &o.livenessTimeout })
 }
 
 // WithEventRecorder gives handler calls a recorder of Kubernetes Events:
@@ -148,11 +136,17 @@ func WithEventRecorder(r record.EventRecorder) Option {
 // ErrHandlerTimeout) and is retried, whatever it returned. Zero, the default,
 // means no deadline.
 func WithHandlerTimeout(d time.Duration) Option {
+	return timeout("WithHandlerTimeout", d, func(o *options) *time.Duration { return &o.handlerTimeout })
+}
+
+// timeout returns an option setting the duration field returns to d, or
+// recording an error for Run if d is negative.
+func timeout(option string, d time.Duration, field func(*options) *time.Duration) Option {
 	return func(o *options) {
 		if d < 0 {
-			o.errs = append(o.errs, fmt.Errorf("kubehandler: WithHandlerTimeout(%s): the timeout must not be negative", d))
+			o.errs = append(o.errs, fmt.Errorf("kubehandler: %s(%s): the timeout must not be negative", option, d))
 			return
 		}
-		o.handlerTimeout = d
+		*field(o) = d
 	}
 }
