@@ -330,11 +330,7 @@ func (r *runner) superseded(k *kind, e *entry, s stage) bool {
 	if err != nil || mine.GetResourceVersion() == "" {
 		return false
 	}
-	storeKey := e.key.Name
-	if e.key.Namespace != "" {
-		storeKey = e.key.Namespace + "/" + e.key.Name
-	}
-	current, exists, err := k.store.GetByKey(storeKey)
+	current, exists, err := k.store.GetByKey(e.key.storeKey())
 	if err != nil {
 		return false
 	}

@@ -67,6 +67,11 @@
 // as values, and is cancelled when Run is stopping. Objects handed out come
 // from the informer's cache: do not mutate them; DeepCopy first.
 //
+// A handler of a secondary resource hands work to the handler of the object
+// that owns it with Enqueue(ctx, key): the owner's key is dispatched as an
+// update, with all the guarantees above, instead of the secondary handler
+// syncing the owner itself, alongside the owner's own calls.
+//
 // # Errors and retries
 //
 // A nil error means done. RequeueAfter(d) means done for now, dispatch the

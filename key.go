@@ -30,6 +30,15 @@ func (k Key) String() string {
 	return k.Kind + "/" + k.Namespace + "/" + k.Name
 }
 
+// storeKey returns the key of k's object in an informer's store
+// ("namespace/name", or "name" when cluster-scoped).
+func (k Key) storeKey() string {
+	if k.Namespace == "" {
+		return k.Name
+	}
+	return k.Namespace + "/" + k.Name
+}
+
 // objectKey returns the namespace and name of obj, and the object to hand to
 // handlers in Event.Object. It accepts what informers deliver (objects with
 // metadata, cache.DeletedFinalStateUnknown tombstones, which it unwraps) and
