@@ -98,7 +98,7 @@ func New(cfg Config) (*Controller, error) {
 		DefaultHandler: kubehandler.DefaultHandler{Name: "Deployment", Informer: deploymentInformer.Informer()},
 		Deployments:    deploymentInformer.Lister(),
 		Foos:           fooInformer.Lister(),
-		SyncFoo:        foos.Sync,
+		FooHandler:     pausable.GetName(),
 		Paused:         func(foo *samplev1alpha1.Foo) bool { return pause.IsPaused(foo, PauseLabel) },
 	})
 

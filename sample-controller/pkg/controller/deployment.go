@@ -15,17 +15,21 @@ import (
 )
 
 // DeploymentHandler maps a change of a Deployment (created, updated, deleted)
-// to the Foo that controls it, and syncs that Foo: a Deployment scaled or
-// deleted by hand is put back, and the Foo's status follows the Deployment's.
-// Deployments not controlled by a Foo are ignored. Its informer is the
-// Deployments' informer.
+// to the Foo that controls it, and queues that Foo for the Foo handler
+// (kubehandler.Enqueue), which syncs it with the loop's guarantees (one call
+// at a time per Foo): a Deployment scaled or deleted by hand is put back, and
+// the Foo's status follows the Deployment's. Deployments not controlled by a
+// Foo are ignored. Its informer is the Deployments' informer.
 type DeploymentHandler struct {
 	kubehandler.DefaultHandler
 
 	Deployments appslisters.DeploymentLister
 	Foos        listers.FooLister
-	// SyncFoo syncs a Foo (FooHandler.Sync).
-	SyncFoo func(ctx context.Context, namespace, name string) error
+	// FooHandler is the name the Foo handler is registered under.
+	FooHandler string
+	// Enqueue queues a key for another handler of the loop; nil means
+	// kubehandler.Enqueue (tests replace it).
+	Enqueue func(ctx context.Context, key kubehandler.Key) (bool, error)
 	// Paused reports whether a Foo is paused; a paused Foo's Deployment is
 	// left as it is.
 	Paused func(foo *samplev1alpha1.Foo) bool
@@ -33,25 +37,25 @@ type DeploymentHandler struct {
 
 var _ kubehandler.EventHandler = (*DeploymentHandler)(nil)
 
-// AddFunc syncs the Deployment's Foo.
+// AddFunc queues the Deployment's Foo.
 func (h *DeploymentHandler) AddFunc(ctx context.Context, namespace, name string) error {
-	return h.syncOwner(ctx, namespace, name)
+	return h.enqueueOwner(ctx, namespace, name)
 }
 
-// UpdateFunc syncs the Deployment's Foo.
+// UpdateFunc queues the Deployment's Foo.
 func (h *DeploymentHandler) UpdateFunc(ctx context.Context, namespace, name string) error {
-	return h.syncOwner(ctx, namespace, name)
+	return h.enqueueOwner(ctx, namespace, name)
 }
 
-// DeleteFunc syncs the Deployment's Foo, which creates the Deployment again
+// DeleteFunc queues the Deployment's Foo, which creates the Deployment again
 // unless the Foo is being deleted too.
 func (h *DeploymentHandler) DeleteFunc(ctx context.Context, namespace, name string) error {
-	return h.syncOwner(ctx, namespace, name)
+	return h.enqueueOwner(ctx, namespace, name)
 }
 
 var fooGroupKind = schema.GroupKind{Group: samplev1alpha1.SchemeGroupVersion.Group, Kind: "Foo"}
 
-func (h *DeploymentHandler) syncOwner(ctx context.Context, namespace, name string) error {
+func (h *DeploymentHandler) enqueueOwner(ctx context.Context, namespace, name string) error {
 	deployment := h.deployment(ctx, namespace, name)
 	if deployment == nil {
 		return nil
@@ -76,7 +80,12 @@ func (h *DeploymentHandler) syncOwner(ctx context.Context, namespace, name strin
 	if h.Paused != nil && h.Paused(foo) {
 		return nil
 	}
-	return h.SyncFoo(ctx, namespace, foo.Name)
+	enqueue := h.Enqueue
+	if enqueue == nil {
+		enqueue = kubehandler.Enqueue
+	}
+	_, err = enqueue(ctx, kubehandler.Key{Kind: h.FooHandler, Namespace: namespace, Name: foo.Name})
+	return err
 }
 
 // deployment returns the Deployment of the event being handled: for a

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubehandler/kubehandler"
 	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 )
 
@@ -28,7 +29,7 @@ func TestDeploymentHandler(t *testing.T) {
 	tests := []struct {
 		name       string
 		deployment *appsv1.Deployment
-		want       []string // the Foos synced
+		want       []string // the Foos queued
 	}{
 		{"a Deployment maps to the Foo that controls it", owned, []string{"default/foo"}},
 		{"a Deployment without a controller is ignored", unowned, nil},
@@ -40,10 +41,13 @@ func TestDeploymentHandler(t *testing.T) {
 		for _, event := range []string{"add", "update", "delete"} {
 			t.Run(tt.name+"/"+event, func(t *testing.T) {
 				f := newFixture(t, []*samplev1alpha1.Foo{foo, pausedFoo}, []*appsv1.Deployment{tt.deployment})
-				var synced []string
-				f.deploys.SyncFoo = func(_ context.Context, namespace, name string) error {
-					synced = append(synced, namespace+"/"+name)
-					return nil
+				var queued []string
+				f.deploys.Enqueue = func(_ context.Context, key kubehandler.Key) (bool, error) {
+					if key.Kind != "Foo" {
+						t.Errorf("queued for handler %q, want Foo", key.Kind)
+					}
+					queued = append(queued, key.Namespace+"/"+key.Name)
+					return true, nil
 				}
 				call := map[string]func(context.Context, string, string) error{
 					"add": f.deploys.AddFunc, "update": f.deploys.UpdateFunc, "delete": f.deploys.DeleteFunc,
@@ -51,8 +55,8 @@ func TestDeploymentHandler(t *testing.T) {
 				if err := call(t.Context(), tt.deployment.Namespace, tt.deployment.Name); err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(tt.want, synced); diff != "" {
-					t.Errorf("Foos synced (-want +got):\n%s", diff)
+				if diff := cmp.Diff(tt.want, queued); diff != "" {
+					t.Errorf("Foos queued (-want +got):\n%s", diff)
 				}
 			})
 		}

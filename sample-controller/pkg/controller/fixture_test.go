@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"context"
+
 	"strings"
 	"testing"
 
@@ -74,8 +76,12 @@ func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.
 		DefaultHandler: kubehandler.DefaultHandler{Name: "Deployment", Informer: deploymentInformer.Informer()},
 		Deployments:    deploymentInformer.Lister(),
 		Foos:           fooInformer.Lister(),
-		SyncFoo:        f.foos.Sync,
-		Paused:         func(foo *samplev1alpha1.Foo) bool { return pause.IsPaused(foo, PauseLabel) },
+		FooHandler:     "Foo",
+		// Outside a loop there is nothing to queue on: sync at once.
+		Enqueue: func(ctx context.Context, key kubehandler.Key) (bool, error) {
+			return true, f.foos.Sync(ctx, key.Namespace, key.Name)
+		},
+		Paused: func(foo *samplev1alpha1.Foo) bool { return pause.IsPaused(foo, PauseLabel) },
 	}
 	return f
 }
