@@ -2,14 +2,12 @@ package kubehandler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -132,9 +130,11 @@ func ClientPatch[T any, C Patcher[T]](client func(namespace string) C) PatchFunc
 // the object's next event); and failures, which are retried. An object being
 // deleted that no longer carries the finalizer was cleaned up already: its
 // updates skip the delete path, and its delete event runs it once more.
-// Patches are JSON merge patches of metadata.finalizers with the object's
-// resourceVersion as a precondition, so a concurrent change to the list is
-// a conflict (retried), never overwritten.
+// The finalizer is written by AddFinalizer and RemoveFinalizer: JSON merge
+// patches with the object's resourceVersion as a precondition, so a
+// concurrent change to the list is a conflict, never overwritten; then the
+// chain does nothing more for this event, since the newer version's event
+// runs it again.
 //
 // Objects handed to steps come from the informer's cache: do not mutate
 // them. The chain itself never does.
@@ -211,9 +211,9 @@ func (c *Chain) handle(ctx context.Context, namespace, name string, deleted bool
 		}
 		r := c.run(ctx, namespace, name, Step.DeleteFunc)
 		if r.done && owned {
-			// Clone: the cached object's slice must not be written to.
-			rest := slices.DeleteFunc(slices.Clone(m.GetFinalizers()), func(f string) bool { return f == c.Finalizer })
-			if err := c.patchFinalizers(ctx, m, rest); err != nil && !apierrors.IsNotFound(err) {
+			// Not removed (the object changed meanwhile): its next event
+			// runs the delete path again.
+			if _, err := RemoveFinalizer(ctx, c.Patch, m, c.Finalizer); err != nil {
 				return fmt.Errorf("kubehandler: chain: removing finalizer %s: %w", c.Finalizer, err)
 			}
 		}
@@ -221,14 +221,14 @@ func (c *Chain) handle(ctx context.Context, namespace, name string, deleted bool
 	}
 
 	if c.Finalizer != "" && !owned {
-		// Clip: append must not write into the cached object's array.
-		err := c.patchFinalizers(ctx, m, append(slices.Clip(m.GetFinalizers()), c.Finalizer))
-		if apierrors.IsNotFound(err) {
-			klog.FromContext(ctx).V(4).Info("Object gone while adding the finalizer; skipping the chain, its delete will follow")
-			return nil
-		}
+		added, err := AddFinalizer(ctx, c.Patch, m, c.Finalizer)
 		if err != nil {
 			return fmt.Errorf("kubehandler: chain: adding finalizer %s: %w", c.Finalizer, err)
+		}
+		if !added {
+			// Changed or gone meanwhile: the next event runs the chain.
+			klog.FromContext(ctx).V(4).Info("Finalizer not added; the object's next event runs the chain")
+			return nil
 		}
 	}
 	return c.run(ctx, namespace, name, live).err()
@@ -323,21 +323,4 @@ func safeName(n interface{ GetName() string }) (name string) {
 		}
 	}()
 	return n.GetName()
-}
-
-// patchFinalizers sets m's finalizers to finalizers, on the condition that m
-// is still at its resourceVersion.
-func (c *Chain) patchFinalizers(ctx context.Context, m metav1.Object, finalizers []string) error {
-	if len(finalizers) == 0 {
-		finalizers = nil // null: the field goes away
-	}
-	md := map[string]interface{}{"finalizers": finalizers}
-	if rv := m.GetResourceVersion(); rv != "" {
-		md["resourceVersion"] = rv
-	}
-	data, err := json.Marshal(map[string]interface{}{"metadata": md})
-	if err != nil {
-		return err
-	}
-	return c.Patch(ctx, m.GetNamespace(), m.GetName(), types.MergePatchType, data)
 }

@@ -392,18 +392,36 @@ func TestListErrors(t *testing.T) {
 	}
 }
 
-// TestFinalizerPatchConflict: a conflict on the upstream is retried, not
-// ignored and not terminal.
-func TestFinalizerPatchConflict(t *testing.T) {
-	client := newClient()
-	client.PrependReactor("patch", "projects", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewConflict(projects.GroupResource(), "p", errors.New("the object has been modified"))
-	})
-	h := mustNew(t, client, cascade.WithUIDLabel(uidLabel), cascade.WithFinalizer(finalizer, projects),
-		cascade.WithInformer(upstreamInformer(t, project(false))))
-	err := h.AddFunc(t.Context(), "a", "p")
-	if !apierrors.IsConflict(err) || kubehandler.IsTerminal(err) {
-		t.Errorf("returned %v, want a retriable Conflict", err)
+// TestFinalizerPatchErrors: a Conflict means the object changed since it
+// was read, and the newer version's event adds the finalizer: no error, no
+// backoff, no error log. Other errors are returned, retriable.
+func TestFinalizerPatchErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		wantErr bool
+	}{
+		{"conflict", apierrors.NewConflict(projects.GroupResource(), "p", errors.New("the object has been modified")), false},
+		{"server error", apierrors.NewInternalError(errors.New("etcd is away")), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := newClient()
+			patches := 0
+			client.PrependReactor("patch", "projects", func(k8stesting.Action) (bool, runtime.Object, error) {
+				patches++
+				return true, nil, tt.err
+			})
+			h := mustNew(t, client, cascade.WithUIDLabel(uidLabel), cascade.WithFinalizer(finalizer, projects),
+				cascade.WithInformer(upstreamInformer(t, project(false))))
+			err := h.AddFunc(t.Context(), "a", "p")
+			if patches != 1 {
+				t.Errorf("%d patches, want 1", patches)
+			}
+			if (err != nil) != tt.wantErr || kubehandler.IsTerminal(err) {
+				t.Errorf("returned %v, want error: %v (retriable)", err, tt.wantErr)
+			}
+		})
 	}
 }
 

@@ -2,14 +2,13 @@ package cascade
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+
+	"github.com/kubehandler/kubehandler"
 )
 
 // FieldManager is the field manager of the handler's writes to upstream
@@ -17,57 +16,45 @@ import (
 const FieldManager = "kubehandler-cascade"
 
 // addFinalizer adds the handler's finalizer to the live upstream object m,
-// if it is configured and missing.
+// if it is configured and missing. If m changed meanwhile, the newer
+// version's event adds it.
 func (h *Handler) addFinalizer(ctx context.Context, m metav1.Object) error {
 	f := h.opts.finalizer
-	if f == "" || h.opts.dryRun || slices.Contains(m.GetFinalizers(), f) {
+	if f == "" || h.opts.dryRun {
 		return nil
 	}
-	if err := h.patchFinalizers(ctx, m, append(slices.Clone(m.GetFinalizers()), f)); err != nil {
-		return err
+	added, err := kubehandler.AddFinalizer(ctx, h.patchUpstream, m, f)
+	if err != nil {
+		return fmt.Errorf("cascade: adding finalizer %s to %s: %w", f, klog.KObj(m), err)
 	}
-	klog.FromContext(ctx).V(2).Info("Added finalizer", "finalizer", f)
+	if added {
+		klog.FromContext(ctx).V(2).Info("Finalizer on", "finalizer", f)
+	}
 	return nil
 }
 
 // removeFinalizer removes the handler's finalizer from the upstream object
-// m, if it is there.
+// m, if it is there. If m changed meanwhile, the newer version's event runs
+// the delete path again.
 func (h *Handler) removeFinalizer(ctx context.Context, m metav1.Object) error {
 	f := h.opts.finalizer
-	if f == "" || !slices.Contains(m.GetFinalizers(), f) {
+	if f == "" {
 		return nil
 	}
-	rest := slices.DeleteFunc(slices.Clone(m.GetFinalizers()), func(s string) bool { return s == f })
-	if err := h.patchFinalizers(ctx, m, rest); err != nil {
-		return err
+	removed, err := kubehandler.RemoveFinalizer(ctx, h.patchUpstream, m, f)
+	if err != nil {
+		return fmt.Errorf("cascade: removing finalizer %s from %s: %w", f, klog.KObj(m), err)
 	}
-	klog.FromContext(ctx).V(2).Info("Dependents gone; removed finalizer", "finalizer", f)
+	if removed {
+		klog.FromContext(ctx).V(2).Info("Dependents gone; finalizer off", "finalizer", f)
+	}
 	return nil
 }
 
-// patchFinalizers sets m's finalizers with a JSON merge patch. A merge
-// patch replaces the list as a whole, so the patch carries m's
-// resourceVersion: if another writer changed the object since it was read,
-// the apiserver answers Conflict instead of dropping its change, and the
-// loop retries with the newer object. NotFound means the object is gone:
-// nothing left to do.
-func (h *Handler) patchFinalizers(ctx context.Context, m metav1.Object, finalizers []string) error {
-	var list interface{}
-	if len(finalizers) > 0 {
-		list = finalizers
-	}
-	metadata := map[string]interface{}{"finalizers": list}
-	if rv := m.GetResourceVersion(); rv != "" {
-		metadata["resourceVersion"] = rv
-	}
-	data, err := json.Marshal(map[string]interface{}{"metadata": metadata})
-	if err != nil {
-		return err
-	}
-	_, err = h.client.Resource(h.opts.upstream).Namespace(m.GetNamespace()).Patch(ctx, m.GetName(), types.MergePatchType, data,
-		metav1.PatchOptions{FieldManager: FieldManager})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("cascade: setting the finalizers of %s to %v: %w", klog.KObj(m), finalizers, err)
-	}
-	return nil
+// patchUpstream patches an upstream object through the dynamic client, as
+// FieldManager.
+func (h *Handler) patchUpstream(ctx context.Context, namespace, name string, pt types.PatchType, data []byte, subresources ...string) error {
+	_, err := h.client.Resource(h.opts.upstream).Namespace(namespace).Patch(ctx, name, pt, data,
+		metav1.PatchOptions{FieldManager: FieldManager}, subresources...)
+	return err
 }
