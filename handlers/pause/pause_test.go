@@ -120,18 +120,9 @@ func TestAddUpdate(t *testing.T) {
 						pause.WithEventRecorder(events),
 						pause.WithClock(clocktesting.NewFakePassiveClock(now)),
 					}
-					var h *pause.Handler
-					var err error
-					if step {
-						h, err = pause.NewStep(label, rec.Patch, opts...)
-					} else {
-						h, err = pause.New(next, label, rec.Patch, opts...)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
+					h := newHandler(t, step, next, label, rec.Patch, opts...)
 
-					err = call(t.Context(), h, typ, "ns", "w")
+					err := call(t.Context(), h, typ, "ns", "w")
 
 					switch {
 					case step && !tt.wantPass:
@@ -202,18 +193,9 @@ func TestDeletePath(t *testing.T) {
 					if tt.pauseDeletes {
 						opts = append(opts, pause.WithPauseDeletes())
 					}
-					var h *pause.Handler
-					var err error
-					if step {
-						h, err = pause.NewStep(label, rec.Patch, opts...)
-					} else {
-						h, err = pause.New(next, label, rec.Patch, opts...)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
+					h := newHandler(t, step, next, label, rec.Patch, opts...)
 
-					err = call(t.Context(), h, typ, "ns", "w")
+					err := call(t.Context(), h, typ, "ns", "w")
 
 					if step && !tt.wantPass {
 						if !kubehandler.IsCancelChain(err) {
@@ -494,4 +476,21 @@ func TestMalformedConditions(t *testing.T) {
 			t.Errorf("labels %v: SelfPause succeeded", labels)
 		}
 	}
+}
+
+// newHandler returns the pause handler as a step (no next) or as a wrapper of
+// next.
+func newHandler(t *testing.T, step bool, next kubehandler.EventHandler, label string, patch pause.PatchFunc, opts ...pause.Option) *pause.Handler {
+	t.Helper()
+	var h *pause.Handler
+	var err error
+	if step {
+		h, err = pause.NewStep(label, patch, opts...)
+	} else {
+		h, err = pause.New(next, label, patch, opts...)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
