@@ -150,7 +150,7 @@ func (h *Handler) validate() error {
 		}
 	}
 	if o.finalizer != "" {
-		if errs := content.IsQualifiedName(o.finalizer); len(errs) > 0 {
+		if errs := content.IsLabelKey(o.finalizer); len(errs) > 0 {
 			return fmt.Errorf("invalid finalizer %q: %s", o.finalizer, strings.Join(errs, "; "))
 		}
 	}

@@ -38,7 +38,6 @@ type row struct {
 func Run(cfg Config, progress func(string)) *Report {
 	lists := make(map[Impl][]ListResult)
 	storms := make(map[Impl][]StormResult)
-	var stormDiffs []float64 // per round: kubehandler's calls minus plain's
 	lats := make(map[Impl][]LatencyResult)
 	for round := range cfg.ListRounds {
 		for i := range Impls {
@@ -57,7 +56,6 @@ func Run(cfg Config, progress func(string)) *Report {
 			storms[impl] = append(storms[impl], s)
 			progress(fmt.Sprintf("round %d %-15s storm: %d calls for %d updates, final %v", round+1, impl, s.Calls, s.Updates, s.Final))
 		}
-		stormDiffs = append(stormDiffs, float64(rs[Kubehandler].Calls-rs[Plain].Calls))
 		for i := range Impls {
 			impl := Impls[(i+round)%len(Impls)]
 			l := Latency(impl, cfg.Rate, cfg.LatencyDuration)

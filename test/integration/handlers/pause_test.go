@@ -172,7 +172,7 @@ func TestPauseLabel(t *testing.T) {
 func writtenThroughStatus(obj *unstructured.Unstructured) bool {
 	for _, mf := range obj.GetManagedFields() {
 		if mf.Manager == pause.FieldManager && mf.Subresource == "status" && mf.FieldsV1 != nil &&
-			strings.Contains(string(mf.FieldsV1.Raw), `"f:conditions"`) {
+			strings.Contains(mf.FieldsV1.GetRawString(), `"f:conditions"`) {
 			return true
 		}
 	}
