@@ -135,7 +135,10 @@
 // to the steps' DeleteFunc, which must therefore be idempotent. A Chain may
 // own a finalizer (Chain.Finalizer, patched through Chain.Patch, see
 // ClientPatch): it adds it to live objects and removes it only once every
-// step's delete path returned nil or SkipStep.
+// step's delete path returned nil or SkipStep. It does so with AddFinalizer
+// and RemoveFinalizer, which any handler may use: a write that conflicts
+// (the object changed since it was read) is not an error, since the newer
+// version's event runs the handler again.
 //
 // A step controls the chain with what it returns, as any handler does:
 //

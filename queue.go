@@ -17,8 +17,10 @@ import (
 // rate-limiting queues wrap it (it implements workqueue.TypedInterface) for
 // retries and RequeueAfter.
 //
-// It reports the standard workqueue metrics, as client-go's queue does, with
-// the times kept on the entries rather than in maps.
+// It reports the standard workqueue metrics, as client-go's queue does: the
+// time each entry was added is kept in a map only with metrics, and when
+// each call started in the workers' slots, which also serve Liveness and the
+// drain timeout's report.
 type entryQueue struct {
 	mu    *sync.Mutex // the workQueue's
 	cond  *sync.Cond
@@ -28,8 +30,8 @@ type entryQueue struct {
 	head         int // fifo[head:] are queued
 	shuttingDown bool
 
-	// slots[i] is what worker i is processing, for the unfinished-work
-	// metrics; nil when idle.
+	// slots[i] is what worker i is processing, and since when (metrics,
+	// Liveness, the drain timeout's report); nil when idle.
 	slots []slot
 
 	series *queueSeries // nil without WithMetrics
