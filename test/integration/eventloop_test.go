@@ -335,6 +335,12 @@ func TestUnstructuredCustomResources(t *testing.T) {
 	loop := kubehandler.NewEventLoop("widgets")
 	loop.Register(h)
 	looptest.Start(t, loop, 2)
+	// A second loop on the same informer asks for resyncs: it shows they
+	// happen, so the first one's lack of them means they were dropped.
+	resyncs := recorder.New(informer, "widgets")
+	resyncLoop := kubehandler.NewEventLoop("widgets-resyncs", kubehandler.WithResyncEvents())
+	resyncLoop.Register(resyncs)
+	looptest.Start(t, resyncLoop, 1)
 
 	w := &unstructured.Unstructured{}
 	w.SetAPIVersion("test.kubehandler.dev/v1")
@@ -359,10 +365,22 @@ func TestUnstructuredCustomResources(t *testing.T) {
 	eventually(t, 30*time.Second, func() (bool, string) {
 		return h.Matches(map[kubehandler.Key]string{key: updated.GetResourceVersion()})
 	})
-	// The informer resyncs every second; those updates are dropped.
-	time.Sleep(2500 * time.Millisecond)
-	if ok, why := h.Matches(map[kubehandler.Key]string{key: updated.GetResourceVersion()}); !ok {
-		t.Fatal(why)
+	// The informer resyncs every second: wait until the resync loop got two
+	// updates with the final resourceVersion beyond the real one.
+	atFinal := func(r *recorder.Handler) int {
+		n := 0
+		for _, c := range r.CallsFor(key) {
+			if c.Type == kubehandler.WorkqueueUpdateEvent && c.ResourceVersion() == updated.GetResourceVersion() {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		return atFinal(resyncs) >= 3, "no resyncs delivered to the loop that asks for them"
+	})
+	if n := atFinal(h); n != 1 {
+		t.Fatalf("%d updates at the final resourceVersion, want 1: resyncs were not dropped", n)
 	}
 	before := len(h.CallsFor(key))
 	if err := res.Delete(ctx, "gear", metav1.DeleteOptions{}); err != nil {

@@ -66,6 +66,19 @@ func (c *calls) overlap() (interval, interval, bool) {
 	return interval{}, interval{}, false
 }
 
+// count returns how many calls replica started after t.
+func (c *calls) count(replica string, after time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, iv := range c.intervals {
+		if iv.replica == replica && iv.start.After(after) {
+			n++
+		}
+	}
+	return n
+}
+
 // first returns when replica first handled a call after t, or false.
 func (c *calls) first(replica string, after time.Time) (time.Time, bool) {
 	c.mu.Lock()
@@ -155,7 +168,10 @@ func TestLeaderElectionHandOver(t *testing.T) {
 			if kubehandler.IsLeader(b.loop) {
 				t.Fatal("two leaders")
 			}
-			time.Sleep(time.Second) // a leads and dispatches for a while
+			// a leads and dispatches for a while, b standing by.
+			eventually(t, 30*time.Second, func() (bool, string) {
+				return c.count("a", time.Time{}) >= 50, "a dispatched fewer than 50 calls"
+			})
 
 			stopped := time.Now()
 			a.cancel()
@@ -178,7 +194,10 @@ func TestLeaderElectionHandOver(t *testing.T) {
 			if !keep && handOver > testLeaseDuration/2 {
 				t.Errorf("took over after %s, a released lease should go within a few retry periods", handOver)
 			}
-			time.Sleep(500 * time.Millisecond) // b dispatches for a while
+			// b dispatches for a while before the overlap check.
+			eventually(t, 30*time.Second, func() (bool, string) {
+				return c.count("b", stopped) >= 50, "b dispatched fewer than 50 calls"
+			})
 			if x, y, ok := c.overlap(); ok {
 				t.Fatalf("replicas %s and %s dispatched at once: %v-%v and %v-%v", x.replica, y.replica, x.start, x.end, y.start, y.end)
 			}
