@@ -275,6 +275,10 @@ func (q *workQueue) run(ctx context.Context, threadiness int, checkers []cache.D
 		err = r.run(threadiness)
 		logger.V(2).Info("Workers stopped")
 	}
+	// A standby whose Run ends never started workers, and a stopped
+	// leader's queue is shut down already: either way nothing of the
+	// runner's queues (client-go's delaying queue has a goroutine) is left.
+	r.shutDown()
 
 	q.mu.Lock()
 	q.active = nil
