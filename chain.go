@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -296,11 +295,7 @@ func callStep(ctx context.Context, s Step, method stepMethod, namespace, name st
 	if s == nil {
 		return Terminal(errors.New("step is nil"))
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = &panicError{value: p, stack: debug.Stack()}
-		}
-	}()
+	defer recoverPanic(&err)
 	return method(s, ctx, namespace, name)
 }
 

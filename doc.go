@@ -113,8 +113,12 @@
 // Readiness and Liveness are checks for HTTP probes (ProbeHandler serves
 // them): ready once the caches synced and, with leader election, while
 // leading or a standby in touch with the lease; live unless a call has run
-// longer than WithLivenessTimeout. IsLeader tells whether the loop runs
-// workers now; with WithMetrics the gauge kubehandler_leader says so too.
+// longer than WithLivenessTimeout. All three take the loop as a Loop, which
+// an EventLoop and a WorkQueue are. IsLeader tells whether the loop
+// dispatches now: with leader election, while it holds the lease (with
+// WithMetrics the gauge kubehandler_leader says so too); without, from the
+// moment its workers start until Run stops them, a single replica being its
+// own leader.
 //
 // WithHandlerTimeout gives each call a deadline (an overrun is counted,
 // logged and retried); WithDrainTimeout bounds how long Run waits for calls
@@ -176,3 +180,32 @@
 // kubehandler_leader. Logs go through klog/v2's contextual
 // logging: the logger of Run's context, or WithLogger's.
 package kubehandler
+
+// Reading the code: the path an event takes, one file per stage, each read
+// top to bottom in the order it runs (this comment is for maintainers; it is
+// not part of the package documentation).
+//
+//	informer.go    informerHandler.OnAdd/OnUpdate/OnDelete: an informer
+//	               event enters (resyncs dropped here); WorkQueue's Enqueue
+//	               methods and Enqueue (enqueue.go) enter at the next stage
+//	workqueue.go   workQueue.enqueue: key the object (key.go), merge the
+//	               event into its key's entry (coalesce.go), queue the entry
+//	entryqueue.go  entryQueue: client-go's queue algorithm over entries
+//	               (dirty/processing as flags), the workers' slots, the
+//	               standard workqueue metrics
+//	worker.go      runner.worker: get -> dispatch -> call -> settle -> done,
+//	               requeues through client-go's delaying and rate-limiting
+//	               queues; superseded.go is the storm deferral dispatch may
+//	               make, callcontext.go the context a handler call gets
+//
+// and around it, the life of a Run:
+//
+//	run.go         claim -> (EventLoop: hookAll, eventloop.go) -> run:
+//	               waitForSync, runWorkers or its leader-election variant
+//	               lead, end -> (unhookAll) -> release; leaderelection.go
+//	               holds the Lease's configuration and lock
+//	health.go      Readiness, Liveness and IsLeader read the Run's phase and
+//	               the workers' slots
+//
+// errors.go has every error type and sentinel; errorhandler.go what the loop
+// does with a failure.

@@ -25,7 +25,7 @@ func Enqueue(ctx context.Context, key Key) (bool, error) {
 		return false, errors.New("kubehandler: Enqueue needs the context of a handler call")
 	}
 	q := c.runner.q
-	k := q.kind(key.Kind)
+	k := q.handlersOf(key.Kind)
 	if k == nil {
 		return false, fmt.Errorf("kubehandler: Enqueue: queue %q has no handler named %q", q.name, key.Kind)
 	}

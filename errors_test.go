@@ -17,72 +17,6 @@ import (
 
 var errBoom = errors.New("boom")
 
-// RetryUpTo(n): a handler that always fails is called n+1 times (retries 0
-// to n), then Run stops with an error wrapping the handler's.
-func TestRetryUpToStopsTheLoop(t *testing.T) {
-	for _, n := range []int{0, 1, 3} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			f := newFixture(t)
-			h := newRecorder(f.informer, "cm")
-			h.Fn = func(context.Context, kubehandler.Event) error { return fmt.Errorf("wrapped: %w", errBoom) }
-			loop := kubehandler.NewEventLoop("retry-up-to", fastRetries(), kubehandler.WithErrorHandler(kubehandler.RetryUpTo(n)))
-			loop.Register(h)
-			r := looptest.Start(t, loop, 2)
-			f.source.Create(configMap("ns", "doomed", "1"))
-			if err := r.Wait(t); !errors.Is(err, errBoom) {
-				t.Fatalf("Run = %v, want an error wrapping the handler's", r.Err())
-			}
-			calls := h.Calls()
-			if len(calls) != n+1 {
-				t.Fatalf("handler called %d times, want %d", len(calls), n+1)
-			}
-			for i, c := range calls {
-				if c.Retries != i {
-					t.Errorf("call %d has Retries %d, want %d", i, c.Retries, i)
-				}
-			}
-		})
-	}
-}
-
-// ErrorActionIgnore drops only that failure: no retry, and the next event for
-// the key dispatches again, counting retries from 0.
-func TestErrorActionIgnore(t *testing.T) {
-	f := newFixture(t)
-	h := newRecorder(f.informer, "cm")
-	var failed atomic.Bool
-	h.Fn = func(context.Context, kubehandler.Event) error {
-		if failed.CompareAndSwap(false, true) {
-			return errBoom
-		}
-		return nil
-	}
-	var asked atomic.Int32
-	ignore := func(kubehandler.Key, int, error) kubehandler.ErrorAction {
-		asked.Add(1)
-		return kubehandler.ErrorActionIgnore
-	}
-	reg, gather := newRegistry()
-	loop := kubehandler.NewEventLoop("ignore", kubehandler.WithErrorHandler(ignore), kubehandler.WithMetrics(reg))
-	loop.Register(h)
-	looptest.Start(t, loop, 1)
-
-	f.source.Create(configMap("ns", "a", "1"))
-	eventually(t, "failure counted", func() bool { return gather().calls("ignore", "cm", "add", "error") == 1 })
-	if got := gather().value("workqueue_retries_total", "ignore"); got != 0 {
-		t.Errorf("an ignored failure was requeued: workqueue_retries_total = %v", got)
-	}
-	rv := f.source.Update(configMap("ns", "a", "2"))
-	eventually(t, "next event dispatched", func() bool { return len(h.Calls()) == 2 })
-	c := h.Calls()
-	if c[0].Retries != 0 || c[1].Retries != 0 || c[1].ResourceVersion() != rv || c[1].Type != kubehandler.WorkqueueUpdateEvent {
-		t.Errorf("calls = %+v, want the add then the update, both with Retries 0", c)
-	}
-	if asked.Load() != 1 {
-		t.Errorf("ErrorHandler asked %d times, want 1", asked.Load())
-	}
-}
-
 // Terminal errors are not retried and the ErrorHandler is not asked; errors.Is
 // sees through the wrapper.
 func TestTerminalErrorsAreNotRetried(t *testing.T) {
@@ -176,45 +110,74 @@ func TestRequeueAfter(t *testing.T) {
 	}
 }
 
-// Failures are retried with growing backoff from the rate limiter, measured
-// on the loop's clock, and Event.Retries counts them.
-func TestRetriesBackOff(t *testing.T) {
-	f := newFixture(t)
-	clock := clocktesting.NewFakeClock(time.Now())
-	h := newRecorder(f.informer, "cm")
-	var mu sync.Mutex
-	var seen []time.Time
-	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
-		mu.Lock()
-		defer mu.Unlock()
-		seen = append(seen, clock.Now())
-		if ev.Retries < 3 {
-			return errBoom
-		}
-		return nil
+func TestControlErrors(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("reconciling: %w", err) }
+	tests := []struct {
+		name                         string
+		err                          error
+		skip, cancel, keep, terminal bool
+	}{
+		{"skip", wrap(kubehandler.SkipStep()), true, false, false, false},
+		{"cancel", wrap(kubehandler.CancelChain()), false, true, false, false},
+		{"keep", wrap(kubehandler.KeepFinalizer(time.Second)), false, false, true, false},
+		{"plain", errBoom, false, false, false, false},
 	}
-	loop := kubehandler.NewEventLoop("backoff", kubehandler.WithClock(clock))
-	loop.Register(h)
-	looptest.Start(t, loop, 1)
-	f.source.Create(configMap("ns", "a", "1"))
-	eventually(t, "four calls", func() bool {
-		if len(h.Calls()) == 4 {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if kubehandler.IsSkipStep(tt.err) != tt.skip || kubehandler.IsCancelChain(tt.err) != tt.cancel ||
+				kubehandler.IsKeepFinalizer(tt.err) != tt.keep || kubehandler.IsTerminal(tt.err) != tt.terminal {
+				t.Errorf("%v: skip=%v cancel=%v keep=%v", tt.err, kubehandler.IsSkipStep(tt.err),
+					kubehandler.IsCancelChain(tt.err), kubehandler.IsKeepFinalizer(tt.err))
+			}
+		})
+	}
+	if errors.Is(kubehandler.SkipStep(), kubehandler.CancelChain()) {
+		t.Error("SkipStep is CancelChain")
+	}
+}
+
+// Returned by a plain handler, SkipStep and CancelChain are successes and
+// KeepFinalizer is a RequeueAfter, none of them a failure.
+func TestControlErrorsOutsideAChain(t *testing.T) {
+	clock := clocktesting.NewFakeClock(time.Now())
+	reg, gather := newRegistry()
+	q := kubehandler.NewWorkQueue("control", kubehandler.WithClock(clock), kubehandler.WithMetrics(reg),
+		kubehandler.WithErrorHandler(func(key kubehandler.Key, _ int, err error) kubehandler.ErrorAction {
+			t.Errorf("ErrorHandler asked about %s: %v", key, err)
+			return kubehandler.ErrorActionIgnore
+		}))
+	calls := make(chan string, 10)
+	q.RegisterAddHandler("k", func(ctx context.Context, _, name string) error {
+		calls <- name
+		switch name {
+		case "skip":
+			return kubehandler.SkipStep()
+		case "cancel":
+			return kubehandler.CancelChain()
+		default:
+			ev, _ := kubehandler.EventFromContext(ctx)
+			if ev.Retries > 0 {
+				t.Errorf("KeepFinalizer counted as a retry")
+			}
+			return kubehandler.KeepFinalizer(time.Minute)
+		}
+	})
+	for _, name := range []string{"skip", "cancel", "keep"} {
+		q.EnqueueAdd("k", "ns/"+name)
+	}
+	looptest.Start(t, q, 1)
+	eventually(t, "counted", func() bool {
+		g := gather()
+		return g.calls("control", "k", "add", "success") == 2 && g.calls("control", "k", "add", "requeue") == 1
+	})
+	eventually(t, "keep replayed after a minute", func() bool {
+		if len(calls) >= 4 {
 			return true
 		}
-		clock.Step(time.Millisecond)
+		clock.Step(10 * time.Second)
 		return false
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	// The default limiter waits 5ms, 10ms, 20ms.
-	for i, want := range []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond} {
-		if d := seen[i+1].Sub(seen[i]); d < want {
-			t.Errorf("retry %d came after %s, want at least %s", i+1, d, want)
-		}
-	}
-	for i, c := range h.Calls() {
-		if c.Retries != i {
-			t.Errorf("call %d: Retries = %d, want %d", i, c.Retries, i)
-		}
+	if n := q.Length(); n != 1 {
+		t.Errorf("Length = %d, want 1 (the kept key, waiting again)", n)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"sync"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
 )
@@ -37,18 +36,25 @@ func NewEventLoop(name string, opts ...Option) EventLoop {
 	return &eventLoop{q: newWorkQueue(name, opts)}
 }
 
+// eventLoop implements EventLoop: a workQueue whose kinds are the registered
+// handlers, fed by their informers. Its Run (in run.go, beside the
+// WorkQueue's) is the queue's, with the handlers hooked to their informers
+// (hookAll) between claiming the queue and running it, and unhooked
+// (unhookAll) before releasing it.
 type eventLoop struct {
 	q *workQueue
 
+	// mu serialises Register with a Run's hooking and unhooking: a handler
+	// registered while a Run is in progress (q.running) is hooked by
+	// Register, any other by the next Run.
 	mu       sync.Mutex
 	handlers []EventHandler
-	hooked   []hooked // the handlers of the Run in progress
-	running  bool     // a Run is between hooking and unhooking its handlers
-	names    map[string]bool
+	hooks    []hook          // the handlers hooked for the Run in progress
+	names    map[string]bool // their names
 }
 
-// hooked is a handler attached to its informer for one Run.
-type hooked struct {
+// hook is a handler attached to its informer for one Run.
+type hook struct {
 	informer     cache.SharedInformer
 	registration cache.ResourceEventHandlerRegistration
 }
@@ -57,7 +63,7 @@ func (l *eventLoop) Register(h EventHandler) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.handlers = append(l.handlers, h)
-	if !l.running {
+	if !l.q.running() {
 		return
 	}
 	if _, _, err := l.hook(h); err != nil {
@@ -65,26 +71,11 @@ func (l *eventLoop) Register(h EventHandler) {
 	}
 }
 
-func (l *eventLoop) Run(ctx context.Context, threadiness int) error {
-	if err := l.q.claim(threadiness); err != nil {
-		return err
-	}
-	defer l.q.running.Store(false)
-	checkers, synced, err := l.start()
-	if err != nil {
-		return err
-	}
-	defer l.stop()
-	return l.q.run(ctx, threadiness, checkers, synced)
-}
-
-// start validates every registered handler, then hooks each to its informer.
-// It returns what Run must wait for: each registration's sync (delivered
-// through a channel) and the handlers' own Synced functions. On error nothing
-// stays hooked.
-func (l *eventLoop) start() (checkers []cache.DoneChecker, synced []cache.InformerSynced, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// hookAll validates every registered handler, then hooks each to its
+// informer. It returns what Run must wait for before its workers start: each
+// registration's sync (delivered through a channel) and the handlers' own
+// Synced functions. On error nothing stays hooked. l.mu must be held.
+func (l *eventLoop) hookAll() (syncWaits, error) {
 	l.names = make(map[string]bool, len(l.handlers))
 	var errs []error
 	for _, h := range l.handlers {
@@ -99,35 +90,38 @@ func (l *eventLoop) start() (checkers []cache.DoneChecker, synced []cache.Inform
 		l.names[name] = true
 	}
 	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, errors.Join(errs...))
+		return syncWaits{}, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, errors.Join(errs...))
 	}
-	l.names = make(map[string]bool, len(l.handlers))
-	l.running = true
+	clear(l.names)
+	var w syncWaits
 	for _, h := range l.handlers {
-		reg, s, err := l.hook(h)
+		reg, synced, err := l.hook(h)
 		if err != nil {
-			l.unhookLocked()
-			return nil, nil, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, err)
+			l.unhookAll()
+			return syncWaits{}, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, err)
 		}
-		checkers = append(checkers, reg.HasSyncedChecker())
-		if s != nil {
-			synced = append(synced, s)
+		w.checkers = append(w.checkers, reg.HasSyncedChecker())
+		if synced != nil {
+			w.synced = append(w.synced, synced)
 		}
 	}
-	return checkers, synced, nil
+	return w, nil
 }
 
-// hook registers h's callbacks on the queue and its event handler on its
-// informer, and returns the registration and h's Synced function (maybe
-// nil). l.mu must be held.
+// hook sets h's callbacks as the handlers of its kind on the queue and adds
+// an informerHandler to its informer, and returns the registration and h's
+// Synced function (maybe nil). l.mu must be held.
 func (l *eventLoop) hook(h EventHandler) (_ cache.ResourceEventHandlerRegistration, _ cache.InformerSynced, err error) {
 	// A handler's methods are user code: a panic (a nil pointer inside an
-	// interface, say) becomes an error, not a crash (promise 6).
+	// interface, say) becomes an error naming the handler's type, not a
+	// crash (promise 6).
 	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("handler %T: %v", h, p)
+		var p *panicError
+		if errors.As(err, &p) {
+			err = fmt.Errorf("%T: %w", h, err)
 		}
 	}()
+	defer recoverPanic(&err)
 	name, err := handlerName(h)
 	if err != nil {
 		return nil, nil, err
@@ -137,7 +131,7 @@ func (l *eventLoop) hook(h EventHandler) (_ cache.ResourceEventHandlerRegistrati
 	}
 	informer := h.GetInformer()
 	store := informer.GetStore()
-	l.q.updateKind(name, func(k *kind) {
+	l.q.setHandlers(name, func(k *kindHandlers) {
 		k.handlers = [...]WorkQueueHandler{addEvent: h.AddFunc, updateEvent: h.UpdateFunc, deleteEvent: h.DeleteFunc}
 		k.store = store
 	})
@@ -146,26 +140,19 @@ func (l *eventLoop) hook(h EventHandler) (_ cache.ResourceEventHandlerRegistrati
 		return nil, nil, fmt.Errorf("handler %q: adding an event handler to its informer: %w", name, err)
 	}
 	l.names[name] = true
-	l.hooked = append(l.hooked, hooked{informer: informer, registration: reg})
+	l.hooks = append(l.hooks, hook{informer: informer, registration: reg})
 	return reg, h.GetSynced(), nil
 }
 
-// stop detaches every handler of the Run from its informer, and waits until
-// the informers have stopped delivering to it.
-func (l *eventLoop) stop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.unhookLocked()
-}
-
-func (l *eventLoop) unhookLocked() {
-	for _, h := range l.hooked {
+// unhookAll detaches every handler of the Run from its informer, and waits
+// until the informers have stopped delivering to it. l.mu must be held.
+func (l *eventLoop) unhookAll() {
+	for _, h := range l.hooks {
 		if err := cache.ShutDownEventHandler(h.informer, h.registration); err != nil {
 			utilruntime.HandleError(fmt.Errorf("kubehandler: queue %q: removing an event handler: %w", l.q.name, err))
 		}
 	}
-	l.hooked = nil
-	l.running = false
+	l.hooks = nil
 }
 
 // handlerName returns h's name, or its Go type's name when GetName returns
@@ -195,39 +182,4 @@ func handlerName(h EventHandler) (string, error) {
 		return name, fmt.Errorf("handler %q has a nil informer (%T)", name, informer)
 	}
 	return name, nil
-}
-
-// informerHandler feeds one handler's informer events into the queue.
-type informerHandler struct {
-	q       *workQueue
-	kind    string
-	resyncs bool
-}
-
-func (h *informerHandler) OnAdd(obj interface{}, _ bool) { h.q.enqueue(h.kind, addEvent, obj) }
-
-func (h *informerHandler) OnUpdate(oldObj, newObj interface{}) {
-	if !h.resyncs && isResync(oldObj, newObj) {
-		return
-	}
-	h.q.enqueue(h.kind, updateEvent, newObj)
-}
-
-func (h *informerHandler) OnDelete(obj interface{}) { h.q.enqueue(h.kind, deleteEvent, obj) }
-
-// isResync reports whether an update is an informer's periodic resync: the
-// object's resourceVersion did not change (promise 7). Objects without a
-// resourceVersion (client-go's fake clientsets make such) cannot be told
-// apart, so their updates are delivered.
-func isResync(oldObj, newObj interface{}) bool {
-	o, err := meta.Accessor(oldObj)
-	if err != nil {
-		return false
-	}
-	n, err := meta.Accessor(newObj)
-	if err != nil {
-		return false
-	}
-	rv := n.GetResourceVersion()
-	return rv != "" && rv == o.GetResourceVersion()
 }

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 
@@ -240,130 +239,6 @@ func TestRandomFailuresConverge(t *testing.T) {
 	}
 }
 
-// Promise 4: a delete the informer only learns of by relisting
-// (cache.DeletedFinalStateUnknown) is dispatched as a delete carrying the
-// object's last known state.
-func TestTombstonesAreDeletes(t *testing.T) {
-	f := newFixture(t)
-	h := newRecorder(f.informer, "cm")
-	loop := kubehandler.NewEventLoop("tombstones")
-	loop.Register(h)
-	looptest.Start(t, loop, 2)
-
-	f.source.Create(configMap("ns", "keep", "1"))
-	f.source.Create(configMap("ns", "gone", "1"))
-	rv := f.source.Update(configMap("ns", "gone", "last"))
-	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "gone"}
-	eventually(t, "update dispatched", func() bool {
-		calls := h.CallsFor(key)
-		return len(calls) > 0 && calls[len(calls)-1].ResourceVersion() == rv
-	})
-	f.source.DeleteUnseen("ns", "gone")
-	eventually(t, "delete dispatched", func() bool {
-		calls := h.CallsFor(key)
-		return calls[len(calls)-1].Type == kubehandler.WorkqueueDeleteEvent
-	})
-	calls := h.CallsFor(key)
-	final, ok := calls[len(calls)-1].Object.(*corev1.ConfigMap)
-	if !ok {
-		t.Fatalf("delete carried %T, want the unwrapped *ConfigMap", calls[len(calls)-1].Object)
-	}
-	if final.Data["value"] != "last" || final.ResourceVersion != rv {
-		t.Errorf("delete carried %v at rv %s, want the last known state (rv %s)", final.Data, final.ResourceVersion, rv)
-	}
-	if c := h.CallsFor(kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "keep"}); c[len(c)-1].Type == kubehandler.WorkqueueDeleteEvent {
-		t.Error("an object still present was dispatched as deleted")
-	}
-}
-
-// Promise 7: periodic resyncs are dropped by default and delivered as
-// updates with WithResyncEvents, for typed and unstructured objects. Two
-// loops share one informer; the one that asks for resyncs proves they
-// happened.
-func TestResyncs(t *testing.T) {
-	tests := []struct {
-		name    string
-		newList func() runtime.Object
-		example runtime.Object
-		object  func(name string) runtime.Object
-	}{
-		{"typed", func() runtime.Object { return &corev1.ConfigMapList{} }, &corev1.ConfigMap{},
-			func(name string) runtime.Object { return configMap("ns", name, "1") }},
-		{"unstructured", func() runtime.Object { return &unstructured.UnstructuredList{} }, &unstructured.Unstructured{},
-			func(name string) runtime.Object { return unstructuredConfigMap("ns", name, "1") }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixtureWith(t, time.Second, tt.newList, tt.example)
-			for i := range 3 {
-				f.source.Create(tt.object(fmt.Sprint("cm-", i)))
-			}
-			dropping := newRecorder(f.informer, "cm")
-			delivering := newRecorder(f.informer, "cm")
-			loopDrop := kubehandler.NewEventLoop("resync-dropped")
-			loopDrop.Register(dropping)
-			loopDeliver := kubehandler.NewEventLoop("resync-delivered", kubehandler.WithResyncEvents())
-			loopDeliver.Register(delivering)
-			looptest.Start(t, loopDrop, 2)
-			looptest.Start(t, loopDeliver, 2)
-
-			updates := func(r *recorder.Handler) int {
-				n := 0
-				for _, c := range r.Calls() {
-					if c.Type == kubehandler.WorkqueueUpdateEvent {
-						n++
-					}
-				}
-				return n
-			}
-			eventually(t, "several resyncs delivered", func() bool { return updates(delivering) >= 6 })
-			if n := updates(dropping); n != 0 {
-				t.Errorf("default loop got %d resync updates, want 0", n)
-			}
-			// A real change still gets through the default loop.
-			changed := tt.object("cm-0")
-			metaObj := changed.(metav1.Object)
-			metaObj.SetLabels(map[string]string{"changed": "yes"})
-			f.source.Update(changed)
-			eventually(t, "real update delivered", func() bool { return updates(dropping) == 1 })
-		})
-	}
-}
-
-// Promise 6: on cancel, Run waits for the call in flight (whose context is
-// cancelled) to return, and leaves no goroutine behind.
-func TestRunWaitsForInFlightCalls(t *testing.T) {
-	f := newFixture(t)
-	h := newRecorder(f.informer, "cm")
-	sawCancel, release := make(chan struct{}), make(chan struct{})
-	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
-		<-ctx.Done()
-		close(sawCancel)
-		<-release
-		return nil
-	}
-	loop := kubehandler.NewEventLoop("cancel")
-	loop.Register(h)
-	ctx, cancel := context.WithCancel(t.Context())
-	errc := make(chan error, 1)
-	go func() { errc <- loop.Run(ctx, 2) }()
-
-	f.source.Create(configMap("ns", "slow", "1"))
-	eventually(t, "call in flight", func() bool { return len(h.Calls()) == 1 })
-	cancel()
-	<-sawCancel
-	select {
-	case err := <-errc:
-		t.Fatalf("Run returned (%v) while a call was in flight", err)
-	default:
-	}
-	close(release)
-	if err := <-errc; err != nil {
-		t.Fatalf("Run after cancel = %v, want nil", err)
-	}
-	goleak.VerifyNone(t, goleak.IgnoreCurrent())
-}
-
 // namelessHandler has no name: it gets its type's name (promise 8).
 type namelessHandler struct{ *recorder.Handler }
 
@@ -424,28 +299,69 @@ func TestRunRejectsMisuse(t *testing.T) {
 // would panic if used.
 type typedNilInformer struct{ cache.SharedIndexInformer }
 
-func TestSecondConcurrentRunFails(t *testing.T) {
-	f := newFixture(t)
-	loop := kubehandler.NewEventLoop("twice")
-	h := newRecorder(f.informer, "cm")
-	loop.Register(h)
-	r := looptest.Start(t, loop, 1)
-	f.source.Create(configMap("ns", "a", "1"))
-	eventually(t, "first Run dispatching", func() bool { return len(h.Calls()) == 1 })
-	if err := loop.Run(t.Context(), 1); err == nil || !contains(err.Error(), "already running") {
-		t.Fatalf("second Run = %v, want 'already running'", err)
-	}
-	if err := r.Stop(); err != nil {
-		t.Fatalf("first Run = %v", err)
-	}
-	// Once the first Run has returned, the loop may run again, and events
-	// that arrived in between are dispatched.
-	f.source.Update(configMap("ns", "a", "2"))
-	r = looptest.Start(t, loop, 1)
-	eventually(t, "second Run dispatching", func() bool { return len(h.Calls()) >= 2 })
-	if err := r.Stop(); err != nil {
-		t.Fatalf("Run after Run = %v", err)
-	}
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// countingInformer counts the event handlers registered on an informer.
+type countingInformer struct {
+	cache.SharedIndexInformer
+	handlers atomic.Int32
 }
 
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
+func (c *countingInformer) AddEventHandler(h cache.ResourceEventHandler) (cache.ResourceEventHandlerRegistration, error) {
+	reg, err := c.SharedIndexInformer.AddEventHandler(h)
+	if err == nil {
+		c.handlers.Add(1)
+	}
+	return reg, err
+}
+
+func (c *countingInformer) RemoveEventHandler(reg cache.ResourceEventHandlerRegistration) error {
+	err := c.SharedIndexInformer.RemoveEventHandler(reg)
+	if err == nil {
+		c.handlers.Add(-1)
+	}
+	return err
+}
+
+// A handler registered while Run runs is hooked at once, and every handler
+// is hooked exactly once per Run and unhooked when Run returns.
+func TestRegisterWhileRunning(t *testing.T) {
+	f := newFixture(t)
+	informer := &countingInformer{SharedIndexInformer: f.informer}
+	f.source.Create(configMap("ns", "before", "1"))
+	first, second := newRecorder(informer, "first"), newRecorder(informer, "second")
+	loop := kubehandler.NewEventLoop("register")
+	loop.Register(first)
+	r := looptest.Start(t, loop, 2)
+	eventually(t, "first handler dispatched", func() bool { return len(first.Calls()) == 1 })
+
+	loop.Register(second)
+	if n := informer.handlers.Load(); n != 2 {
+		t.Fatalf("%d event handlers on the informer, want 2", n)
+	}
+	// The new registration gets the informer's cache as adds, then what
+	// happens next.
+	eventually(t, "second handler got the cached object", func() bool { return len(second.Calls()) == 1 })
+	f.source.Create(configMap("ns", "after", "1"))
+	eventually(t, "both got the new object", func() bool { return len(first.Calls()) == 2 && len(second.Calls()) == 2 })
+
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := informer.handlers.Load(); n != 0 {
+		t.Fatalf("%d event handlers left on the informer after Run, want 0", n)
+	}
+	r = looptest.Start(t, loop, 2)
+	eventually(t, "both hooked by the next Run", func() bool { return informer.handlers.Load() == 2 })
+	f.source.Create(configMap("ns", "again", "1"))
+	eventually(t, "both dispatched by the next Run", func() bool {
+		return len(first.CallsFor(kubehandler.Key{Kind: "first", Namespace: "ns", Name: "again"})) == 1 &&
+			len(second.CallsFor(kubehandler.Key{Kind: "second", Namespace: "ns", Name: "again"})) == 1
+	})
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := informer.handlers.Load(); n != 0 {
+		t.Fatalf("%d event handlers left on the informer after the second Run, want 0", n)
+	}
+}

@@ -16,13 +16,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
-// ErrLeaderElectionLost is returned (wrapped) by Run when the loop lost its
-// lease: it could not renew it in time (the API server was unreachable, say)
-// or another replica took it. Workers stopped at once and the calls in
-// flight were waited for. Exit and let the process restart: the client-go
-// leader election it is built on does not stand for election again.
-var ErrLeaderElectionLost = errors.New("kubehandler: leader election lost")
-
 // LeaderElection configures WithLeaderElection: a coordination.k8s.io/v1
 // Lease that replicas of one controller compete for, through client-go's
 // tools/leaderelection.
@@ -117,7 +110,7 @@ func (le *LeaderElection) electorConfig(lock resourcelock.Interface, callbacks l
 		RenewDeadline: le.RenewDeadline,
 		RetryPeriod:   le.RetryPeriod,
 		Callbacks:     callbacks,
-		// Released by lead itself, after the workers stopped.
+		// Released by lead (run.go) itself, after the workers stopped.
 		ReleaseOnCancel: !le.KeepLeaseOnCancel,
 		Name:            le.Namespace + "/" + le.Name,
 	}
@@ -180,76 +173,6 @@ func (l *observedLock) since() (time.Duration, bool) {
 		return 0, false
 	}
 	return l.clock.Now().Sub(time.Unix(0, t)), true
-}
-
-// lead runs the leader election and, while this replica leads, the workers.
-// The caches have synced.
-func (r *runner) lead(threadiness int) error {
-	le := r.q.opts.leaderElection
-	started := make(chan struct{})
-	cfg, err := le.electorConfig(r.lease, leaderelection.LeaderCallbacks{
-		// client-go calls this in a goroutine of its own, which returns at
-		// once: the workers start here, in lead.
-		OnStartedLeading: func(context.Context) { close(started) },
-		OnStoppedLeading: func() {},
-	})
-	if err != nil {
-		return fmt.Errorf("kubehandler: queue %q: %w", r.q.name, err)
-	}
-	elector, err := leaderelection.NewLeaderElector(cfg)
-	if err != nil {
-		return fmt.Errorf("kubehandler: queue %q: %w", r.q.name, err)
-	}
-	// The elector gets a context of its own, cancelled only once the
-	// workers have stopped: it releases the lease when it ends, and must not
-	// do so while calls are still in flight.
-	electorCtx, cancelElector := context.WithCancel(context.WithoutCancel(r.ctx))
-	electorDone := make(chan struct{})
-	go func() {
-		defer close(electorDone)
-		elector.Run(electorCtx)
-	}()
-	defer func() {
-		cancelElector()
-		<-electorDone
-	}()
-	logger := r.logger.WithValues("lease", cfg.Name, "identity", le.Identity)
-	logger.V(2).Info("Standing by for the lease")
-
-	select {
-	case <-r.ctx.Done():
-		return r.stopErr
-	case <-electorDone:
-		return fmt.Errorf("kubehandler: queue %q: %w before leading", r.q.name, ErrLeaderElectionLost)
-	case <-started:
-	}
-	logger.Info("Leading: starting workers", "count", threadiness)
-	r.setLeading(true)
-	r.startWorkers(threadiness)
-	lost := false
-	select {
-	case <-r.ctx.Done():
-	case <-electorDone:
-		lost = true
-		logger.Info("Lost the lease: stopping workers")
-	}
-	err = r.stopWorkers()
-	r.setLeading(false)
-	if lost {
-		return errors.Join(fmt.Errorf("kubehandler: queue %q: %w", r.q.name, ErrLeaderElectionLost), err)
-	}
-	return err
-}
-
-func (r *runner) setLeading(leading bool) {
-	r.leading.Store(leading)
-	if r.q.metrics != nil {
-		v := 0.0
-		if leading {
-			v = 1
-		}
-		r.q.metrics.leader.WithLabelValues(r.q.name).Set(v)
-	}
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

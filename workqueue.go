@@ -7,13 +7,9 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/go-logr/logr"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/klog/v2"
 )
 
 // WorkQueue is a named, rate-limited queue of object keys with handlers per
@@ -57,51 +53,39 @@ func NewWorkQueue(name string, opts ...Option) WorkQueue {
 }
 
 // workQueue implements WorkQueue. Each key has an entry holding its pending
-// events, merged (promise 2). The client-go workqueue of the Run in progress
-// holds entries, not Keys: it orders them, keeps one in flight per entry, and
-// times retries, while hashing a pointer instead of three strings. An entry
-// stays the key's only entry from its first event until a delete of the key
-// has been handled and nothing is pending, so one entry in flight means one
-// key in flight (promise 1). Keeping the entries of live objects (about 200
-// bytes each, beside the informer's cached objects) spares the update path an
-// allocation and two map writes.
+// events, merged (promise 2). A Run queues entries, not Keys, in its entry
+// queue (entryqueue.go), under client-go's delaying and rate-limiting queues:
+// they order them, keep one in flight per entry, and time retries, while
+// hashing a pointer instead of three strings. An entry stays the key's only
+// entry from its first event until a delete of the key has been handled and
+// nothing is pending, so one entry in flight means one key in flight
+// (promise 1). Keeping the entries of live objects (about 200 bytes each,
+// beside the informer's cached objects) spares the update path an allocation
+// and two map writes.
 type workQueue struct {
 	name    string
 	opts    options
 	metrics *metrics
 	err     error // what newWorkQueue found wrong; Run returns it
 
+	// mu guards the entries (their pending events and queue flags), the
+	// entry queue of the Run in progress, and these:
 	mu      sync.Mutex
 	entries map[Key]*entry
-	waiting int     // entries with pending events: Length
-	active  *runner // the Run in progress, nil when none
-	synced  []cache.InformerSynced
+	waiting int // entries with pending events: Length
+	// active is the Run in progress, from the moment Run claims the queue
+	// until it releases it; nil when none. It is the queue's one "running"
+	// state; where that Run stands is active.phase.
+	active *runner
+	synced []cache.InformerSynced
 
-	kindsMu sync.Mutex                       // serialises writers of kinds
-	kinds   atomic.Pointer[map[string]*kind] // copied on write; read on every dispatch
-
-	running atomic.Bool
+	kindsMu sync.Mutex                               // serialises writers of kinds
+	kinds   atomic.Pointer[map[string]*kindHandlers] // copied on write; read on every dispatch
 }
 
-// entry is one key's place in the queue.
-type entry struct {
-	key Key
-
-	// Guarded by workQueue.mu:
-	events     pendingEvents
-	removed    bool // no longer the key's entry
-	dirty      bool // needs processing (client-go's dirty set)
-	processing bool // a worker has it (client-go's processing set)
-	merged     bool // an event was merged into pending ones or arrived in flight since the last call
-
-	// Only the worker holding the entry reads or writes these:
-	retries int32 // failures retried since the key last succeeded
-	defers  int32 // dispatches deferred in a row as superseded (see runner.superseded)
-}
-
-// kind is what is registered for one kind: a handler per event type, and,
-// for an EventLoop handler, its informer's store.
-type kind struct {
+// kindHandlers is what is registered for one kind: a handler per event type,
+// the handler's metrics and, for an EventLoop handler, its informer's store.
+type kindHandlers struct {
 	handlers [deleteEvent + 1]WorkQueueHandler
 	metrics  *handlerMetrics
 	store    cache.Store
@@ -121,7 +105,7 @@ func newWorkQueue(name string, opts []Option) *workQueue {
 		}
 		q.metrics = m
 	}
-	q.kinds.Store(&map[string]*kind{})
+	q.kinds.Store(&map[string]*kindHandlers{})
 	return q
 }
 
@@ -153,35 +137,45 @@ func (q *workQueue) Length() int {
 	return q.waiting
 }
 
-// register sets the handler of events of type t of kind name.
-func (q *workQueue) register(name string, t eventType, h WorkQueueHandler) {
-	q.updateKind(name, func(k *kind) { k.handlers[t] = h })
+// register sets the handler of events of type t of kind.
+func (q *workQueue) register(kind string, t eventType, h WorkQueueHandler) {
+	q.setHandlers(kind, func(k *kindHandlers) { k.handlers[t] = h })
 }
 
-// updateKind applies change to a copy of kind name's registration.
-func (q *workQueue) updateKind(name string, change func(*kind)) {
+// setHandlers applies change to a copy of what is registered for kind.
+func (q *workQueue) setHandlers(kind string, change func(*kindHandlers)) {
 	q.kindsMu.Lock()
 	defer q.kindsMu.Unlock()
 	kinds := maps.Clone(*q.kinds.Load())
-	k := &kind{}
-	if old := kinds[name]; old != nil {
+	k := &kindHandlers{}
+	if old := kinds[kind]; old != nil {
 		*k = *old
 	} else {
-		k.metrics = q.metrics.forHandler(q.name, name)
+		k.metrics = q.metrics.forHandler(q.name, kind)
 	}
 	change(k)
-	kinds[name] = k
+	kinds[kind] = k
 	q.kinds.Store(&kinds)
 }
 
-// kind returns what is registered for kind name, or nil.
-func (q *workQueue) kind(name string) *kind {
-	return (*q.kinds.Load())[name]
+// handlersOf returns what is registered for kind, or nil.
+func (q *workQueue) handlersOf(kind string) *kindHandlers {
+	return (*q.kinds.Load())[kind]
 }
 
-// enqueue merges an event into its key's pending events and, during a Run,
-// queues the key's entry. Informer events take this path: no rate limiter
-// (promise 5).
+// running reports whether a Run is in progress: it claimed the queue and has
+// not yet released it.
+func (q *workQueue) running() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.active != nil
+}
+
+// enqueue is the second stage of an event's path, after the informer's
+// callback (informer.go) or an Enqueue method: it merges the event into its
+// key's pending events (coalesce.go) and, during a Run, queues the key's
+// entry in the Run's entry queue (entryqueue.go), where a worker takes it
+// (worker.go). Informer events take this path: no rate limiter (promise 5).
 func (q *workQueue) enqueue(kind string, t eventType, obj interface{}) {
 	namespace, name, object, err := objectKey(obj)
 	if err != nil {
@@ -203,130 +197,7 @@ func (q *workQueue) enqueue(kind string, t eventType, obj interface{}) {
 	}
 	e.events.push(t, object)
 	if q.active != nil {
-		q.active.base.addLocked(e)
+		q.active.ready.addLocked(e)
 	}
 	q.mu.Unlock()
-}
-
-// Run implements WorkQueue.
-func (q *workQueue) Run(ctx context.Context, threadiness int) error {
-	if err := q.claim(threadiness); err != nil {
-		return err
-	}
-	defer q.running.Store(false)
-	q.mu.Lock()
-	synced := append([]cache.InformerSynced(nil), q.synced...)
-	q.mu.Unlock()
-	return q.run(ctx, threadiness, nil, synced)
-}
-
-// claim checks what makes a Run impossible and marks the queue running. It
-// starts nothing, so a refused Run leaves nothing behind (promise 6).
-func (q *workQueue) claim(threadiness int) error {
-	if q.err != nil {
-		return q.err
-	}
-	if threadiness < 1 {
-		return fmt.Errorf("kubehandler: queue %q: threadiness must be at least 1, got %d", q.name, threadiness)
-	}
-	if !q.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("kubehandler: queue %q is already running: Run must not be called again until it returns", q.name)
-	}
-	return nil
-}
-
-// logger returns the logger of a Run on ctx.
-func (q *workQueue) logger(ctx context.Context) logr.Logger {
-	logger := klog.FromContext(ctx)
-	if q.opts.logger != nil {
-		logger = *q.opts.logger
-	}
-	return logger.WithValues("queue", q.name)
-}
-
-// run waits for checkers and synced, then dispatches until ctx is done or a
-// handler's error stops the loop. The caller has claimed the queue.
-func (q *workQueue) run(ctx context.Context, threadiness int, checkers []cache.DoneChecker, synced []cache.InformerSynced) error {
-	logger := q.logger(ctx)
-	ctx = klog.NewContext(ctx, logger)
-	// The queue takes events from now on, so that the initial list is
-	// queued as it arrives, not in one go once the caches have synced.
-	r := newRunner(ctx, q, logger, threadiness)
-	q.mu.Lock()
-	q.active = r
-	for _, e := range q.entries {
-		if !e.events.empty() {
-			r.base.addLocked(e)
-		}
-	}
-	q.mu.Unlock()
-
-	var err error
-	switch {
-	case !waitForSync(ctx, logger, checkers, synced):
-		// Only a cancelled ctx ends the wait early: a normal shutdown.
-		r.shutDown()
-	case q.opts.leaderElection != nil:
-		r.synced.Store(true)
-		err = r.lead(threadiness)
-	default:
-		r.synced.Store(true)
-		logger.V(2).Info("Starting workers", "count", threadiness)
-		err = r.run(threadiness)
-		logger.V(2).Info("Workers stopped")
-	}
-	// A standby whose Run ends never started workers, and a stopped
-	// leader's queue is shut down already: either way nothing of the
-	// runner's queues (client-go's delaying queue has a goroutine) is left.
-	r.shutDown()
-
-	q.mu.Lock()
-	q.active = nil
-	resetEntries(q.entries)
-	if r.stopErr != nil {
-		// ErrorActionStop: what is still queued is discarded; a restarted
-		// controller relists it.
-		for _, e := range q.entries {
-			e.removed = true
-		}
-		clear(q.entries)
-		q.waiting = 0
-	}
-	q.mu.Unlock()
-	return err
-}
-
-// syncPollPeriod is how often waitForSync polls InformerSynced functions;
-// they are usually true already once the checkers are done.
-const syncPollPeriod = 10 * time.Millisecond
-
-// waitForSync waits until every checker is done (without polling: informer
-// registrations close a channel once their initial list is delivered), then
-// until every synced function returns true. It returns false if ctx ends
-// first.
-func waitForSync(ctx context.Context, logger logr.Logger, checkers []cache.DoneChecker, synced []cache.InformerSynced) bool {
-	if len(checkers) == 0 && len(synced) == 0 {
-		return true
-	}
-	logger.V(2).Info("Waiting for caches to sync")
-	for _, c := range checkers {
-		select {
-		case <-c.Done():
-		case <-ctx.Done():
-			return false
-		}
-	}
-	allSynced := func(context.Context) (bool, error) {
-		for _, s := range synced {
-			if !s() {
-				return false, nil
-			}
-		}
-		return true, nil
-	}
-	if err := wait.PollUntilContextCancel(ctx, syncPollPeriod, true, allSynced); err != nil {
-		return false
-	}
-	logger.V(2).Info("Caches are synced")
-	return true
 }

@@ -8,6 +8,25 @@ import (
 	"k8s.io/utils/clock"
 )
 
+// entry is one key's place in the queue: its pending events, and the flags
+// of the entry queue that stand for client-go's dirty and processing sets.
+// The workQueue's map holds the key's entry from its first event until a
+// delete of the key has been handled and nothing is pending (then removed).
+type entry struct {
+	key Key
+
+	// Guarded by workQueue.mu:
+	events     pendingEvents
+	removed    bool // no longer the key's entry
+	dirty      bool // needs processing (client-go's dirty set)
+	processing bool // a worker has it (client-go's processing set)
+	merged     bool // an event was merged into pending ones or arrived in flight since the last call
+
+	// Only the worker holding the entry reads or writes these:
+	retries int32 // failures retried since the key last succeeded
+	defers  int32 // dispatches deferred in a row as superseded (see superseded.go)
+}
+
 // entryQueue is the base layer of each Run's workqueue. It runs client-go's
 // queue algorithm (a FIFO; a dirty set of items that need processing; a
 // processing set; an item added while processing is queued again when Done)
@@ -20,9 +39,10 @@ import (
 // It reports the standard workqueue metrics, as client-go's queue does: the
 // time each entry was added is kept in a map only with metrics, and when
 // each call started in the workers' slots, which also serve Liveness and the
-// drain timeout's report.
+// drain timeout's report. What the workers hold is there and nowhere else:
+// slots[i] is worker i's entry, under the same lock as the entries' flags.
 type entryQueue struct {
-	mu    *sync.Mutex // the workQueue's
+	mu    *sync.Mutex // the workQueue's mu
 	cond  *sync.Cond
 	clock clock.Clock
 
@@ -110,14 +130,15 @@ func (eq *entryQueue) Len() int {
 
 // Get blocks until an entry is queued and returns it, marked processing; it
 // returns shutdown once the queue is shutting down. Workers use getLocked
-// through runner.next, which also pops the entry's event under the same lock
-// and records the entry in the worker's slot.
+// through runner.get, which also pops the entry's event under the same lock
+// and records the entry in the worker's slot (startCall).
 func (eq *entryQueue) Get() (e *entry, shutdown bool) {
 	eq.mu.Lock()
 	defer eq.mu.Unlock()
 	return eq.getLocked()
 }
 
+// getLocked is Get with mu held.
 func (eq *entryQueue) getLocked() (*entry, bool) {
 	for eq.head == len(eq.fifo) && !eq.shuttingDown {
 		eq.cond.Wait()
@@ -150,8 +171,9 @@ func (eq *entryQueue) getLocked() (*entry, bool) {
 	return e, false
 }
 
-// start records that worker i is processing e. mu must be held.
-func (eq *entryQueue) start(i int, e *entry) {
+// startCall records that worker i is processing e, which it got from
+// getLocked. mu must be held.
+func (eq *entryQueue) startCall(i int, e *entry) {
 	s := slot{entry: e}
 	if eq.timed {
 		s.started = eq.clock.Now()
@@ -159,8 +181,9 @@ func (eq *entryQueue) start(i int, e *entry) {
 	eq.slots[i] = s
 }
 
-// finish marks worker i's entry done. mu must be held.
-func (eq *entryQueue) finish(i int) {
+// endCall empties worker i's slot and marks its entry done (doneLocked). mu
+// must be held.
+func (eq *entryQueue) endCall(i int) {
 	e, started := eq.slots[i].entry, eq.slots[i].started
 	eq.slots[i] = slot{}
 	if eq.series != nil {
@@ -177,6 +200,7 @@ func (eq *entryQueue) Done(e *entry) {
 	eq.doneLocked(e)
 }
 
+// doneLocked is Done with mu held.
 func (eq *entryQueue) doneLocked(e *entry) {
 	e.processing = false
 	if e.dirty {
@@ -185,10 +209,17 @@ func (eq *entryQueue) doneLocked(e *entry) {
 	}
 }
 
-// ShutDown makes the queue ignore new entries and workers return.
+// ShutDown makes the queue ignore new entries and workers return: Get
+// returns shutdown at once, even with entries queued (they keep their
+// events for the next Run).
 func (eq *entryQueue) ShutDown() {
 	eq.mu.Lock()
 	defer eq.mu.Unlock()
+	eq.shutDownLocked()
+}
+
+// shutDownLocked is ShutDown with mu held.
+func (eq *entryQueue) shutDownLocked() {
 	eq.shuttingDown = true
 	eq.cond.Broadcast()
 }

@@ -66,7 +66,7 @@ func TestSupersededDispatchIsDeferred(t *testing.T) {
 				calls = append(calls, ev.Object.(*corev1.ConfigMap).ResourceVersion)
 				return nil
 			}
-			q.updateKind("k", func(k *kind) {
+			q.setHandlers("k", func(k *kindHandlers) {
 				k.handlers[updateEvent] = record
 				k.store = store
 			})
@@ -105,5 +105,41 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// superseded defers only an add or update whose object the store has
+// replaced or dropped, and only while the bound allows.
+func TestSuperseded(t *testing.T) {
+	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	_ = store.Add(cm("5"))
+	withStore := &kindHandlers{store: store}
+	tests := []struct {
+		name   string
+		k      *kindHandlers
+		key    string // the entry's name; "a" is in the store
+		typ    eventType
+		obj    interface{}
+		defers int32
+		want   bool
+	}{
+		{"store is ahead", withStore, "a", updateEvent, cm("4"), 0, true},
+		{"store is ahead, add", withStore, "a", addEvent, cm("4"), 0, true},
+		{"object gone from the store", withStore, "gone", updateEvent, cm("4"), 0, true},
+		{"up to date", withStore, "a", updateEvent, cm("5"), 0, false},
+		{"bound reached", withStore, "a", updateEvent, cm("4"), maxDefers, false},
+		{"under the bound", withStore, "a", updateEvent, cm("4"), maxDefers - 1, true},
+		{"delete", withStore, "a", deleteEvent, cm("4"), 0, false},
+		{"no resourceVersion", withStore, "a", updateEvent, cm(""), 0, false},
+		{"no object (a bare key)", withStore, "a", updateEvent, nil, 0, false},
+		{"no store (a WorkQueue kind)", &kindHandlers{}, "a", updateEvent, cm("4"), 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &entry{key: Key{Kind: "k", Namespace: "ns", Name: tt.key}, defers: tt.defers}
+			if got := superseded(tt.k, e, stage{typ: tt.typ, obj: tt.obj}); got != tt.want {
+				t.Errorf("superseded = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

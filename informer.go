@@ -1,0 +1,47 @@
+package kubehandler
+
+import "k8s.io/apimachinery/pkg/api/meta"
+
+// informerHandler is where an event enters the loop: the event handler that
+// an EventLoop adds to one handler's informer for the time of a Run. Each
+// callback hands the event to the queue (workQueue.enqueue), which merges it
+// into its key's entry and queues the entry for the workers.
+type informerHandler struct {
+	q       *workQueue
+	kind    string // the handler's name: the Kind of its Keys
+	resyncs bool   // deliver resyncs (WithResyncEvents)
+}
+
+// OnAdd queues an add; objects of the informer's initial list come this way
+// too.
+func (h *informerHandler) OnAdd(obj interface{}, _ bool) { h.q.enqueue(h.kind, addEvent, obj) }
+
+// OnUpdate queues an update, unless it is a resync that is to be dropped
+// (promise 7).
+func (h *informerHandler) OnUpdate(oldObj, newObj interface{}) {
+	if !h.resyncs && isResync(oldObj, newObj) {
+		return
+	}
+	h.q.enqueue(h.kind, updateEvent, newObj)
+}
+
+// OnDelete queues a delete; obj may be a cache.DeletedFinalStateUnknown
+// tombstone, which objectKey unwraps (promise 4).
+func (h *informerHandler) OnDelete(obj interface{}) { h.q.enqueue(h.kind, deleteEvent, obj) }
+
+// isResync reports whether an update is an informer's periodic resync: the
+// object's resourceVersion did not change (promise 7). Objects without a
+// resourceVersion (client-go's fake clientsets make such) cannot be told
+// apart, so their updates are delivered.
+func isResync(oldObj, newObj interface{}) bool {
+	o, err := meta.Accessor(oldObj)
+	if err != nil {
+		return false
+	}
+	n, err := meta.Accessor(newObj)
+	if err != nil {
+		return false
+	}
+	rv := n.GetResourceVersion()
+	return rv != "" && rv == o.GetResourceVersion()
+}
