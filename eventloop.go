@@ -111,17 +111,7 @@ func (l *eventLoop) hookAll() (syncWaits, error) {
 // hook sets h's callbacks as the handlers of its kind on the queue and adds
 // an informerHandler to its informer, and returns the registration and h's
 // Synced function (maybe nil). l.mu must be held.
-func (l *eventLoop) hook(h EventHandler) (_ cache.ResourceEventHandlerRegistration, _ cache.InformerSynced, err error) {
-	// A handler's methods are user code: a panic (a nil pointer inside an
-	// interface, say) becomes an error naming the handler's type, not a
-	// crash (promise 6).
-	defer func() {
-		var p *panicError
-		if errors.As(err, &p) {
-			err = fmt.Errorf("%T: %w", h, err)
-		}
-	}()
-	defer recoverPanic(&err)
+func (l *eventLoop) hook(h EventHandler) (reg cache.ResourceEventHandlerRegistration, synced cache.InformerSynced, err error) {
 	name, err := handlerName(h)
 	if err != nil {
 		return nil, nil, err
@@ -129,19 +119,27 @@ func (l *eventLoop) hook(h EventHandler) (_ cache.ResourceEventHandlerRegistrati
 	if l.names[name] {
 		return nil, nil, fmt.Errorf("two handlers are named %q; give each a unique name", name)
 	}
-	informer := h.GetInformer()
-	store := informer.GetStore()
-	l.q.setHandlers(name, func(k *kindHandlers) {
-		k.handlers = [...]WorkQueueHandler{addEvent: h.AddFunc, updateEvent: h.UpdateFunc, deleteEvent: h.DeleteFunc}
-		k.store = store
+	err = guard(h, func() error {
+		informer := h.GetInformer()
+		store := informer.GetStore()
+		l.q.setHandlers(name, func(k *kindHandlers) {
+			k.handlers = [...]WorkQueueHandler{addEvent: h.AddFunc, updateEvent: h.UpdateFunc, deleteEvent: h.DeleteFunc}
+			k.store = store
+		})
+		var err error
+		reg, err = informer.AddEventHandler(&informerHandler{q: l.q, kind: name, resyncs: l.q.opts.resyncEvents})
+		if err != nil {
+			return fmt.Errorf("handler %q: adding an event handler to its informer: %w", name, err)
+		}
+		l.hooks = append(l.hooks, hook{informer: informer, registration: reg})
+		synced = h.GetSynced()
+		return nil
 	})
-	reg, err := informer.AddEventHandler(&informerHandler{q: l.q, kind: name, resyncs: l.q.opts.resyncEvents})
 	if err != nil {
-		return nil, nil, fmt.Errorf("handler %q: adding an event handler to its informer: %w", name, err)
+		return nil, nil, err
 	}
 	l.names[name] = true
-	l.hooks = append(l.hooks, hook{informer: informer, registration: reg})
-	return reg, h.GetSynced(), nil
+	return reg, synced, nil
 }
 
 // unhookAll detaches every handler of the Run from its informer, and waits
@@ -157,7 +155,7 @@ func (l *eventLoop) unhookAll() {
 
 // handlerName returns h's name, or its Go type's name when GetName returns
 // "" (promise 8). It reports handlers that cannot work.
-func handlerName(h EventHandler) (string, error) {
+func handlerName(h EventHandler) (name string, err error) {
 	if h == nil {
 		return "", errors.New("a nil handler was registered")
 	}
@@ -165,7 +163,10 @@ func handlerName(h EventHandler) (string, error) {
 	if v.Kind() == reflect.Pointer && v.IsNil() {
 		return "", fmt.Errorf("a nil %T was registered", h)
 	}
-	name := h.GetName()
+	err = guard(h, func() error { name = h.GetName(); return nil })
+	if err != nil {
+		return "", err
+	}
 	if name == "" {
 		t := v.Type()
 		for t.Kind() == reflect.Pointer {
@@ -176,10 +177,28 @@ func handlerName(h EventHandler) (string, error) {
 			name = t.String()
 		}
 	}
-	if informer := h.GetInformer(); informer == nil {
+	var informer cache.SharedInformer
+	if err := guard(h, func() error { informer = h.GetInformer(); return nil }); err != nil {
+		return name, err
+	}
+	if informer == nil {
 		return name, fmt.Errorf("handler %q has no informer", name)
 	} else if v := reflect.ValueOf(informer); v.Kind() == reflect.Pointer && v.IsNil() {
 		return name, fmt.Errorf("handler %q has a nil informer (%T)", name, informer)
 	}
 	return name, nil
+}
+
+// guard calls f, which calls methods of h: user code. A panic (a nil pointer
+// inside an interface, say) becomes an error naming h's type, not a crash
+// (promise 6).
+func guard(h EventHandler, f func() error) (err error) {
+	defer func() {
+		var p *panicError
+		if errors.As(err, &p) {
+			err = fmt.Errorf("%T: %w", h, err)
+		}
+	}()
+	defer recoverPanic(&err)
+	return f()
 }

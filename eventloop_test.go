@@ -279,6 +279,7 @@ func TestRunRejectsMisuse(t *testing.T) {
 		{"zero threadiness", []kubehandler.EventHandler{newRecorder(f.informer, "x")}, 0, nil, "threadiness must be at least 1"},
 		{"negative threadiness", nil, -3, nil, "threadiness must be at least 1"},
 		{"negative timeout", nil, 1, []kubehandler.Option{kubehandler.WithHandlerTimeout(-time.Second)}, "must not be negative"},
+		{"GetName panics", []kubehandler.EventHandler{&panickyName{kubehandler.DefaultHandler{Informer: f.informer}}}, 1, nil, "*kubehandler_test.panickyName: handler panicked: no name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,6 +295,11 @@ func TestRunRejectsMisuse(t *testing.T) {
 		})
 	}
 }
+
+// panickyName is a handler whose GetName panics.
+type panickyName struct{ kubehandler.DefaultHandler }
+
+func (*panickyName) GetName() string { panic("no name") }
 
 // typedNilInformer is a SharedInformer implementation whose nil pointer
 // would panic if used.
