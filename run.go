@@ -135,6 +135,9 @@ func (q *workQueue) claim(ctx context.Context, threadiness int) (*runner, error)
 	}
 	r := newRunner(ctx, q, threadiness)
 	q.active = r
+	if q.debugged {
+		r.ready.recordTimesLocked()
+	}
 	for _, e := range q.entries {
 		if !e.events.empty() {
 			r.ready.addLocked(e)
