@@ -126,6 +126,26 @@
 // Kubernetes Event about the object of a call (WithEventRecorder,
 // NewEventRecorder).
 //
+// # Debug endpoint
+//
+// DebugHandler answers the operator's "why isn't my object handled?" with a
+// live view of the loop, served where you mount it (next to /metrics, say
+// at /debug/kubehandler; nothing is served unless you do). Per handler: the
+// keys waiting and how many are ready for a worker, the calls in flight
+// (key, event type, running time; longest first), the keys in backoff after
+// a failure (retry count, last error cut to 1 KiB, when the next attempt is
+// due; most retries first) and the key that has waited longest. A small
+// HTML page for people (no scripts, no external assets); ?format=json for
+// tools, a DebugReport, whose field names are stable. Each section lists at
+// most DebugMaxKeys keys (50 by default) and says how many it left out.
+//
+// It shows keys and error texts, never objects; but an error text is
+// whatever a handler put in it, and whoever reaches the endpoint reads it:
+// serve it only to operators. Nothing is collected until a request comes:
+// the request walks the keys under the loop's lock; what it shows of a
+// failure is recorded on the failure path. Once DebugHandler is called, the
+// loop records when keys are queued and calls start, as WithMetrics does.
+//
 // # Chains and typed handlers
 //
 // A Chain is one handler made of Steps run in order (every EventHandler is
@@ -206,6 +226,9 @@ package kubehandler
 //	               holds the Lease's configuration and lock
 //	health.go      Readiness, Liveness and IsLeader read the Run's phase and
 //	               the workers' slots
+//	debug.go       DebugHandler reads them too, and the entries: their
+//	               pending events and last failure (recorded by done, in
+//	               worker.go)
 //
 // errors.go has every error type and sentinel; errorhandler.go what the loop
 // does with a failure.
