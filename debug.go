@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -356,6 +357,12 @@ var debugPage = template.Must(template.New("debug").Funcs(template.FuncMap{
 		return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String()
 	},
 	"when": func(t time.Time) string { return t.Format(time.RFC3339) },
+	"count": func(n int, noun string) string {
+		if n == 1 {
+			return "1 " + noun
+		}
+		return strconv.Itoa(n) + " " + noun + "s"
+	},
 	"due": func(s float64) string {
 		d := (time.Duration(s * float64(time.Second))).Round(time.Millisecond)
 		if d < 0 {
@@ -372,18 +379,19 @@ var debugPage = template.Must(template.New("debug").Funcs(template.FuncMap{
 body { font-family: sans-serif; margin: 1em 2em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #bbb; padding: 0.2em 0.6em; text-align: left; vertical-align: top; }
+td.key { white-space: nowrap; }
 td.error { font-family: monospace; white-space: pre-wrap; max-width: 60em; }
 .omitted { color: #555; }
 </style>
 </head>
 <body>
 <h1>kubehandler queue {{.Queue}}</h1>
-<p>State: <strong>{{.State}}</strong>; {{.Workers}} workers; {{.Depth}} keys waiting.
+<p>State: <strong>{{.State}}</strong>; {{count .Workers "worker"}}; {{count .Depth "key"}} waiting.
 Taken at {{when .Time}}. <a href="?format=json">JSON</a></p>
 {{range .Handlers}}
 <section>
 <h2>Handler {{.Name}}</h2>
-<p>{{.Depth}} keys waiting, {{.Ready}} of them ready for a worker.
+<p>{{count .Depth "key"}} waiting, {{.Ready}} of them ready for a worker.
 {{- with .OldestWaiting}} Waiting longest: <strong class="key">{{key .Namespace .Name}}</strong>
 {{- if not .Since.IsZero}}, for {{seconds .WaitingSeconds}}{{end}}.{{end}}</p>
 <h3>Calls in flight</h3>
