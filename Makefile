@@ -34,14 +34,14 @@ test: verify test-unit test-integration test-e2e ## Run verify and every test ti
 
 .PHONY: test-unit
 test-unit: ## Unit tests (fake clients, real informers, in-memory sources)
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /internal/kubelabtest)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/ -e '/kubelabtest$$')
 	cd hack/kubelab && $(GO) test -race -count=1 ./internal/...
 	cd sample-controller && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
 
 .PHONY: test-integration
 test-integration: ## Integration tests against a real kube-apiserver and etcd (hack/kubelab)
 	@# Build kubelab once, up front, rather than in each test package.
-	bin="$$(hack/build-kubelab.sh)"; KUBELAB_BIN="$$bin" $(GO) test -race -count=1 ./test/... ./internal/kubelabtest/...
+	bin="$$(hack/build-kubelab.sh)"; KUBELAB_BIN="$$bin" $(GO) test -race -count=1 ./test/... ./kubelabtest
 
 .PHONY: bench
 bench: ## Print kubehandler beside a plain client-go workqueue loop, same workloads, one run
@@ -50,6 +50,10 @@ bench: ## Print kubehandler beside a plain client-go workqueue loop, same worklo
 .PHONY: kubelab
 kubelab: ## Start a local control plane to play with (Ctrl-C stops it)
 	hack/run-kubelab.sh
+
+.PHONY: kubelab-bin
+kubelab-bin: ## Build the kubelab binary and print its path: KUBELAB_BIN for kubelabtest in your own repository
+	@hack/build-kubelab.sh
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests of sample-controller on kubelab, and of its rename script; prints figures
