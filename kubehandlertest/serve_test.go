@@ -16,6 +16,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	typedappsv1 "k8s.io/client-go/kubernetes/typed/apps/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
@@ -29,17 +30,19 @@ func deployment(name string, replicas int32) *appsv1.Deployment {
 	}
 }
 
-func newDeployments() *kubehandlertest.TypedSource[*appsv1.Deployment] {
-	return kubehandlertest.NewTypedSource[*appsv1.Deployment](func() runtime.Object { return &appsv1.DeploymentList{} })
+// servedDeployments returns a Source of Deployments and the Deployments of
+// namespace ns of a fake clientset that it serves.
+func servedDeployments() (*kubehandlertest.TypedSource[*appsv1.Deployment], typedappsv1.DeploymentInterface) {
+	src := kubehandlertest.NewTypedSource[*appsv1.Deployment](func() runtime.Object { return &appsv1.DeploymentList{} })
+	client := kubefake.NewClientset()
+	src.Serve(client, "deployments")
+	return src, client.AppsV1().Deployments("ns")
 }
 
 // Writes through a fake clientset are answered as the API server answers
 // them: resourceVersions and conflicts, generation, the status subresource.
 func TestServeWrites(t *testing.T) {
-	src := newDeployments()
-	client := kubefake.NewClientset()
-	src.Serve(client, "deployments")
-	deployments := client.AppsV1().Deployments("ns")
+	src, deployments := servedDeployments()
 	ctx := t.Context()
 
 	in := deployment("d", 1)
@@ -113,10 +116,7 @@ func TestServeWrites(t *testing.T) {
 // finalizer does; patches of each type apply, with the resourceVersion
 // precondition they carry.
 func TestServeFinalizersAndPatches(t *testing.T) {
-	src := newDeployments()
-	client := kubefake.NewClientset()
-	src.Serve(client, "deployments")
-	deployments := client.AppsV1().Deployments("ns")
+	src, deployments := servedDeployments()
 	ctx := t.Context()
 
 	in := deployment("d", 1)
