@@ -100,7 +100,7 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return `kubelabtest: no kubelab binary to run, and no kubelab source to build one from.
+	return `no kubelab binary: ` + Env + ` is not set, and there is no kubelab source to build one from.
 kubelabtest runs a real kube-apiserver and etcd: hack/kubelab of the kubehandler
 repository (module github.com/kubehandler/kubehandler), a Go module that
 "go install" refuses (it needs replace directives). Do one of:

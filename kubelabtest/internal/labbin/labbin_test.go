@@ -19,7 +19,7 @@ func TestNotFoundSaysWhatToDo(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		"no kubelab binary",
+		"no kubelab binary: KUBELAB_BIN is not set",
 		"make kubelab-bin",
 		"export KUBELAB_BIN=",
 		"hack/kubelab/ and hack/build-kubelab.sh",
