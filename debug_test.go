@@ -20,7 +20,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // debugServer serves h until the test ends.
@@ -104,7 +104,7 @@ func TestDebugHandler(t *testing.T) {
 		kubehandler.WithRateLimiter(workqueue.NewTypedItemExponentialFailureRateLimiter[kubehandler.Key](time.Hour, time.Hour)))
 	loop.Register(h)
 	srv := debugServer(t, kubehandler.DebugHandler(loop))
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 	t.Cleanup(func() {
 		select {
 		case <-release:
@@ -238,7 +238,7 @@ func TestDebugHandlerBound(t *testing.T) {
 	for _, name := range []string{"stuck-0", "stuck-1", "stuck-2", "f-3", "f-1", "many", "f-2", "f-0"} {
 		q.EnqueueAdd("k", "ns/"+name)
 	}
-	looptest.Start(t, q, 4)
+	kubehandlertest.Start(t, q, 4)
 	stuck.Wait()
 	var s kubehandler.DebugHandlerState
 	eventually(t, "every failing key in backoff", func() bool {
@@ -284,7 +284,7 @@ func TestDebugHandlerDuringStorm(t *testing.T) {
 	loop := kubehandler.NewEventLoop("storm", fastRetries(), kubehandler.WithMetrics(reg))
 	loop.Register(h)
 	srv := debugServer(t, kubehandler.DebugHandler(loop, kubehandler.DebugMaxKeys(5)))
-	looptest.Start(t, loop, 4)
+	kubehandlertest.Start(t, loop, 4)
 
 	ctx, stop := context.WithCancel(t.Context())
 	var readers sync.WaitGroup

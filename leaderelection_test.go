@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // A standby whose Run is cancelled while another replica leads returns and
@@ -27,9 +27,9 @@ func TestLeaderElectionStandbyStopsCleanly(t *testing.T) {
 	}
 	leader := kubehandler.NewWorkQueue("le-leader", le("a"))
 	standby := kubehandler.NewWorkQueue("le-standby", le("b"))
-	a := looptest.Start(t, leader, 1)
+	a := kubehandlertest.Start(t, leader, 1)
 	eventually(t, "a leads", func() bool { return kubehandler.IsLeader(leader) })
-	b := looptest.Start(t, standby, 1)
+	b := kubehandlertest.Start(t, standby, 1)
 	eventually(t, "b stands by, ready", func() bool { return kubehandler.Readiness(standby)(nil) == nil })
 	if kubehandler.IsLeader(standby) {
 		t.Fatal("two leaders")
@@ -83,9 +83,9 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 		queues[i].RegisterAddHandler("k", func(context.Context, string, string) error { handled[i].Add(1); return nil })
 		queues[i].EnqueueAdd("k", "ns/x")
 	}
-	first := looptest.Start(t, queues[0], 1)
+	first := kubehandlertest.Start(t, queues[0], 1)
 	eventually(t, "a leads", func() bool { return handled[0].Load() == 1 })
-	second := looptest.Start(t, queues[1], 1)
+	second := kubehandlertest.Start(t, queues[1], 1)
 	eventually(t, "b stands by, ready", func() bool { return kubehandler.Readiness(queues[1])(nil) == nil })
 	if kubehandler.IsLeader(queues[1]) || handled[1].Load() != 0 {
 		t.Fatal("the standby dispatches")

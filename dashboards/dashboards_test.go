@@ -22,9 +22,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/dashboards"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/memsource"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // plannedMetrics are the metrics the dashboards show before the library
@@ -74,7 +72,7 @@ func TestDashboardsMatchRegisteredMetrics(t *testing.T) {
 // runLoop runs a loop whose handler fails one key once, and returns what
 // its registry gathers once the calls, the retry and the lease show.
 func runLoop(t *testing.T) []*dto.MetricFamily {
-	source := memsource.New(func() runtime.Object { return &corev1.ConfigMapList{} })
+	source := kubehandlertest.NewSource(func() runtime.Object { return &corev1.ConfigMapList{} })
 	informer := cache.NewSharedIndexInformer(source, &corev1.ConfigMap{}, 0, cache.Indexers{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -92,7 +90,7 @@ func runLoop(t *testing.T) []*dto.MetricFamily {
 			Client: fake.NewClientset().CoordinationV1(), Namespace: "ns", Name: "dashboard",
 			LeaseDuration: time.Hour, RenewDeadline: 50 * time.Minute, RetryPeriod: 20 * time.Millisecond,
 		}))
-	h := recorder.New(informer, "configmaps")
+	h := kubehandlertest.NewRecorder(nil, informer, "configmaps")
 	var failed sync.Once
 	h.Fn = func(_ context.Context, ev kubehandler.Event) error {
 		var err error
@@ -102,7 +100,7 @@ func runLoop(t *testing.T) []*dto.MetricFamily {
 		return err
 	}
 	loop.Register(h)
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 	for _, name := range []string{"ok", "fails-once"} {
 		source.Create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}})
 	}

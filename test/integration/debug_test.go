@@ -19,9 +19,8 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/internal/chromiumtest"
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 // TestDebugPageInChromium serves the debug endpoint of a loop over a real
@@ -37,7 +36,7 @@ func TestDebugPageInChromium(t *testing.T) {
 
 	release := make(chan struct{})
 	defer close(release)
-	h := recorder.New(configMapInformer(t, client, ns), "configmaps")
+	h := kubehandlertest.NewRecorder(nil, configMapInformer(t, client, ns), "configmaps")
 	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		switch ev.Key.Name {
 		case "broken":
@@ -57,7 +56,7 @@ func TestDebugPageInChromium(t *testing.T) {
 	mux.Handle("/debug/kubehandler", kubehandler.DebugHandler(loop))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 
 	for _, name := range []string{"fine", "broken", "stuck"} {
 		if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap(ns, name, 1), metav1.CreateOptions{}); err != nil {

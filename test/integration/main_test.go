@@ -6,7 +6,7 @@ import (
 	_ "embed"
 	"testing"
 
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 // widgetCRD is a namespaced custom resource with a status subresource, for

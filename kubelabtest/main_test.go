@@ -1,7 +1,11 @@
 package kubelabtest
 
 import (
+	"context"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // widgetCRD is a namespaced custom resource with a free-form schema.
@@ -28,6 +32,17 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 `
 
+// setupConfigMap is created by Setup, before the tests.
+const setupConfigMap = "kubelabtest-setup"
+
 func TestMain(m *testing.M) {
-	Main(m, Options{ControllerManager: true, CRDs: [][]byte{[]byte(widgetCRD)}})
+	Main(m, Options{
+		ControllerManager: true,
+		CRDs:              [][]byte{[]byte(widgetCRD)},
+		Setup: func(ctx context.Context, lab *Lab) error {
+			_, err := lab.Client().CoreV1().ConfigMaps(metav1.NamespaceDefault).Create(ctx,
+				&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: setupConfigMap}}, metav1.CreateOptions{})
+			return err
+		},
+	})
 }

@@ -2,6 +2,7 @@ package kubelabtest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -26,17 +27,23 @@ func Default() *Lab {
 	return l
 }
 
-// Main is for TestMain. It starts a lab with opts (see Default), runs the
-// tests, stops the lab, checks that no goroutines leaked (go.uber.org/goleak)
-// and exits with the tests' exit code, or 1 if the lab or the leak check
-// failed. If the lab cannot start, Main prints why (with the tail of its
-// logs) and exits 1: tests never silently skip. On SIGINT or SIGTERM it
-// stops the lab and exits 1.
+// Main is for TestMain. It starts a lab with opts (see Default), calls
+// opts.Setup, runs the tests, stops the lab, checks that no goroutines
+// leaked (go.uber.org/goleak) and exits with the tests' exit code, or 1 if
+// the lab, Setup or the leak check failed. If the lab cannot start, Main
+// prints why (with the tail of its logs) and exits 1: tests never silently
+// skip. When the tests fail, it keeps the lab's logs (etcd, apiserver,
+// controller manager) in a directory os.TempDir()/kubelab-logs-* and
+// prints its path. On SIGINT or SIGTERM it stops the lab and exits 1.
 func Main(m *testing.M, opts Options) {
 	os.Exit(run(m, opts))
 }
 
 func run(m *testing.M, opts Options) int {
+	// m.Run would parse them; Setup may look at them first.
+	if !flag.Parsed() {
+		flag.Parse()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -78,12 +85,31 @@ func run(m *testing.M, opts Options) int {
 		return 1
 	}
 
-	code := m.Run()
+	code := 0
+	if opts.Setup != nil {
+		if err := opts.Setup(ctx, lab); err != nil {
+			fmt.Fprintf(os.Stderr, "kubelabtest: Setup: %v\n", err)
+			code = 1
+		}
+	}
+	if code == 0 {
+		code = m.Run()
+	}
 
 	stopSignals()
-	if err := lab.Stop(); err != nil {
+	logs := ""
+	if code != 0 {
+		if logs, err = os.MkdirTemp("", "kubelab-logs-"); err != nil {
+			fmt.Fprintf(os.Stderr, "kubelabtest: %v\n", err)
+			logs = ""
+		}
+	}
+	if err := lab.stop(logs); err != nil {
 		fmt.Fprintf(os.Stderr, "kubelabtest: stopping the lab: %v\n", err)
 		code = max(code, 1)
+	}
+	if logs != "" {
+		fmt.Fprintf(os.Stderr, "kubelabtest: the tests failed; the lab's logs are in %s\n", logs)
 	}
 	// klog starts its flush daemon in init; it is not the tests' leak.
 	klog.StopFlushDaemon()

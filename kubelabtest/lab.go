@@ -36,6 +36,11 @@ type Options struct {
 	// CRDs are CustomResourceDefinition manifests (YAML, several documents
 	// allowed, or JSON) installed once, up front; see Lab.InstallCRDs.
 	CRDs [][]byte
+	// Setup, if set, is called by Main once the lab is ready (CRDs
+	// installed) and before the tests run: to apply manifests, build a
+	// binary the tests run, and the like. An error from it fails the test
+	// binary as a lab that cannot start does. Start ignores it.
+	Setup func(ctx context.Context, lab *Lab) error
 }
 
 // startTimeout bounds Start when its context has no deadline. It does not
@@ -206,6 +211,12 @@ func (l *Lab) waitForControllers(ctx context.Context) error {
 // directory. Stop is idempotent; later calls return the first call's result.
 // Clients made from Config fail from then on.
 func (l *Lab) Stop() error {
+	return l.stop("")
+}
+
+// stop is Stop; if logs is not "", the lab's logs are copied into it
+// before the lab's directory is removed.
+func (l *Lab) stop(logs string) error {
 	l.stopOnce.Do(func() {
 		select {
 		case <-l.exited:
@@ -223,6 +234,11 @@ func (l *Lab) Stop() error {
 		<-l.stdoutDone
 		l.dialer.CloseAll()
 		l.control.CloseIdleConnections()
+		if logs != "" {
+			if err := copyLogs(l.dir, logs); err != nil && l.stopErr == nil {
+				l.stopErr = err
+			}
+		}
 		if err := os.RemoveAll(l.dir); err != nil && l.stopErr == nil {
 			l.stopErr = err
 		}
@@ -248,7 +264,9 @@ func (l *Lab) KubeconfigPath() string {
 	return filepath.Join(l.dir, "kubeconfig")
 }
 
-// Dir returns the lab's directory: kubeconfig, logs (*.log), control socket.
+// Dir returns the lab's directory: kubeconfig, logs (*.log), control
+// socket. Files a test writes there (a binary it builds, a kubeconfig) are
+// removed with it by Stop.
 func (l *Lab) Dir() string {
 	return l.dir
 }
@@ -261,6 +279,21 @@ func (l *Lab) Client() kubernetes.Interface {
 // Dynamic returns a dynamic client for the lab, shared by all callers.
 func (l *Lab) Dynamic() dynamic.Interface {
 	return l.dynamic
+}
+
+// copyLogs copies the log files of the lab directory dir into to.
+func copyLogs(dir, to string) error {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range append(files, filepath.Join(dir, "kubelab.stderr")) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(to, filepath.Base(f)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // logTails returns the last n lines of each log file in dir, for error messages.
