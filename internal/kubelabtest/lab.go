@@ -36,6 +36,10 @@ type Options struct {
 	// CRDs are CustomResourceDefinition manifests (YAML, several documents
 	// allowed, or JSON) installed once, up front; see Lab.InstallCRDs.
 	CRDs [][]byte
+	// FeatureGates are kube-apiserver's feature gates, as its
+	// --feature-gates takes them (e.g. "ShardedListAndWatch=true"); empty
+	// for the apiserver's defaults.
+	FeatureGates string
 }
 
 // startTimeout bounds Start when its context has no deadline. It does not
@@ -101,6 +105,9 @@ func start(ctx context.Context, bin, dir string, opts Options) (*Lab, error) {
 	args := []string{"--dir", dir}
 	if opts.ControllerManager {
 		args = append(args, "--controller-manager")
+	}
+	if opts.FeatureGates != "" {
+		args = append(args, "--feature-gates="+opts.FeatureGates)
 	}
 	stderr, err := os.Create(filepath.Join(dir, "kubelab.stderr"))
 	if err != nil {
