@@ -52,6 +52,20 @@ func (tr *testRing) step(reps ...*Replica) {
 	}
 }
 
+// balancedPair returns replicas a and b holding half the slots each.
+func (tr *testRing) balancedPair() (a, b *Replica) {
+	tr.t.Helper()
+	a, _ = tr.replica("a")
+	b, _ = tr.replica("b")
+	tr.step(a, b)
+	tr.clock.Step(testRetry)
+	tr.step(a, b, a, b)
+	if n := tr.ring.Slots() / 2; a.Held().Len() != n || b.Held().Len() != n {
+		tr.t.Fatalf("not balanced: a %v, b %v", a.Held(), b.Held())
+	}
+	return a, b
+}
+
 // checkDisjoint fails if two replicas may dispatch one slot.
 func checkDisjoint(t *testing.T, reps ...*Replica) {
 	t.Helper()
@@ -180,14 +194,7 @@ func TestReplicaJoinWaitsForTheDrain(t *testing.T) {
 // so the other takes over in its next Step, without waiting for expiry.
 func TestReplicaLeaveHandsOverAtOnce(t *testing.T) {
 	tr := newTestRing(t, 16)
-	a, _ := tr.replica("a")
-	b, _ := tr.replica("b")
-	tr.step(a, b)
-	tr.clock.Step(testRetry)
-	tr.step(a, b, a, b)
-	if a.Held().Len() != 8 || b.Held().Len() != 8 {
-		t.Fatalf("not balanced: a %v, b %v", a.Held(), b.Held())
-	}
+	a, b := tr.balancedPair()
 	held := a.Held()
 	slot := held.Slots()[0]
 	if !a.Begin(slot) {
@@ -220,11 +227,7 @@ func TestReplicaLeaveHandsOverAtOnce(t *testing.T) {
 // after the lease duration.
 func TestReplicaKilledLosesItsSlotsByExpiry(t *testing.T) {
 	tr := newTestRing(t, 16)
-	a, _ := tr.replica("a")
-	b, _ := tr.replica("b")
-	tr.step(a, b)
-	tr.clock.Step(testRetry)
-	tr.step(a, b, a, b)
+	a, b := tr.balancedPair()
 	aHeld := a.Held()
 	lastRenew := tr.clock.Now()
 

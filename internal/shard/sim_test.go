@@ -251,21 +251,21 @@ func (s *sim) perturb() {
 			sr := s.addReplica()
 			s.perturbed = append(s.perturbed, "join "+sr.id)
 		}
-	case 1:
+	case 1, 2:
 		if len(running) > 1 {
 			sr := pick()
-			sr.leaving = true
-			s.handOvers = append(s.handOvers, &handOver{kind: "leave", from: sr.id, at: now, slots: sr.rep.Held()})
-			sr.rep.Leave()
-			s.perturbed = append(s.perturbed, "leave "+sr.id)
-		}
-	case 2:
-		if len(running) > 1 {
-			sr := pick()
-			sr.dead = true
-			s.handOvers = append(s.handOvers, &handOver{kind: "kill", from: sr.id, at: now, slots: sr.rep.Held()})
-			clear(sr.calls) // the process is gone, and its calls with it
-			s.perturbed = append(s.perturbed, "kill "+sr.id)
+			s.handOvers = append(s.handOvers, &handOver{from: sr.id, at: now, slots: sr.rep.Held()})
+			kind := "leave"
+			if action == 1 {
+				sr.leaving = true
+				sr.rep.Leave()
+			} else {
+				kind = "kill"
+				sr.dead = true
+				clear(sr.calls) // the process is gone, and its calls with it
+			}
+			s.handOvers[len(s.handOvers)-1].kind = kind
+			s.perturbed = append(s.perturbed, kind+" "+sr.id)
 		}
 	case 3:
 		sr := pick()
