@@ -133,10 +133,13 @@
 // duration), replicas that join, leave, are killed, freeze or lose the API
 // server; and it checks that the check fails with unsafe durations
 // (a renew deadline past the lease duration, or calls longer than their
-// difference). With a 3 s lease, 2 s renew deadline and 0.5 s retry
-// period it measures a graceful hand-over in 0.5 to 1.5 s (two Steps: the
-// leaver's, then the taker's) and a killed replica's slots taken in 3 to
-// 4 s when the others are healthy.
+// difference). With a 3 s lease, 2 s renew deadline, 0.5 s retry period
+// and reads up to 0.3 s stale it measures a graceful hand-over in 0.5 to
+// 1.5 s (the leaver's Step, then the taker's, which must read the release)
+// and a killed replica's slots taken in 3 to 4 s when the others are
+// healthy; a hand-over within a second at the default 2 s retry period
+// needs the others to Step when the Leases change (a watch), not only on
+// their timer.
 //
 // # Server-side shard selectors
 //
