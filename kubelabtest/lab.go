@@ -41,6 +41,10 @@ type Options struct {
 	// binary the tests run, and the like. An error from it fails the test
 	// binary as a lab that cannot start does. Start ignores it.
 	Setup func(ctx context.Context, lab *Lab) error
+	// FeatureGates are kube-apiserver's feature gates, as its
+	// --feature-gates takes them (e.g. "ShardedListAndWatch=true"); empty
+	// for the apiserver's defaults.
+	FeatureGates string
 }
 
 // startTimeout bounds Start when its context has no deadline. It does not
@@ -106,6 +110,9 @@ func start(ctx context.Context, bin, dir string, opts Options) (*Lab, error) {
 	args := []string{"--dir", dir}
 	if opts.ControllerManager {
 		args = append(args, "--controller-manager")
+	}
+	if opts.FeatureGates != "" {
+		args = append(args, "--feature-gates="+opts.FeatureGates)
 	}
 	stderr, err := os.Create(filepath.Join(dir, "kubelab.stderr"))
 	if err != nil {
