@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/kubehandler/kubehandler/kubelabtest"
 	"github.com/kubehandler/kubehandler/internal/shard"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 var configMaps = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
