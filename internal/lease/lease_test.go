@@ -171,6 +171,19 @@ func newHolder(t *testing.T, l *fakeLock, c *clocktesting.FakeClock, s *stepDown
 	return h
 }
 
+// leading returns a Holder of replica "a" on a new store that has just
+// acquired the Lease, with its lock, fake clock and step-down count.
+func leading(t *testing.T) (*store, *fakeLock, *clocktesting.FakeClock, *Holder, *stepDowns) {
+	t.Helper()
+	s := &store{}
+	c := clocktesting.NewFakeClock(time.Now())
+	downs := &stepDowns{}
+	l := &fakeLock{s: s, id: "a"}
+	h := newHolder(t, l, c, downs)
+	acquire(t, h, c)
+	return s, l, c, h, downs
+}
+
 // acquire takes the Lease through h as the elector's first attempt does.
 func acquire(t *testing.T, h *Holder, c *clocktesting.FakeClock) {
 	t.Helper()
@@ -224,11 +237,7 @@ func isDone(h *Holder) bool {
 func TestStepDownOnReadOfAnotherHolder(t *testing.T) {
 	for _, other := range []string{"b", ""} {
 		t.Run("holder="+other, func(t *testing.T) {
-			s := &store{}
-			c := clocktesting.NewFakeClock(time.Now())
-			var downs stepDowns
-			h := newHolder(t, &fakeLock{s: s, id: "a"}, c, &downs)
-			acquire(t, h, c)
+			s, _, _, h, downs := leading(t)
 			if !h.Held() || !h.Check() {
 				t.Fatal("not held right after acquiring")
 			}
@@ -300,12 +309,7 @@ func TestStandbyReadsAreNotATerm(t *testing.T) {
 // that succeeded, counted from when it was sent, on the Holder's clock;
 // renewals move the deadline, failed ones do not.
 func TestStepDownAtRenewDeadline(t *testing.T) {
-	s := &store{}
-	c := clocktesting.NewFakeClock(time.Now())
-	var downs stepDowns
-	l := &fakeLock{s: s, id: "a"}
-	h := newHolder(t, l, c, &downs)
-	acquire(t, h, c)
+	_, l, c, h, downs := leading(t)
 
 	c.Step(renewDeadline - 100*time.Millisecond)
 	if !h.Check() {
@@ -347,12 +351,7 @@ func TestStepDownAtRenewDeadline(t *testing.T) {
 // mid-request) does not keep the term alive: the deadline passes while it
 // hangs, and when it finally succeeds the term stays over.
 func TestRenewalStuckInFlight(t *testing.T) {
-	s := &store{}
-	c := clocktesting.NewFakeClock(time.Now())
-	var downs stepDowns
-	l := &fakeLock{s: s, id: "a"}
-	h := newHolder(t, l, c, &downs)
-	acquire(t, h, c)
+	_, l, c, h, downs := leading(t)
 
 	entered, unblock := make(chan struct{}), make(chan struct{})
 	l.setHooks(nil, func() error {
@@ -380,11 +379,7 @@ func TestRenewalStuckInFlight(t *testing.T) {
 // not the deadline's timer got to run (after a freeze, both wake at once):
 // when Check says no, the term is over.
 func TestCheckStepsDownPastTheDeadline(t *testing.T) {
-	s := &store{}
-	c := clocktesting.NewFakeClock(time.Now())
-	var downs stepDowns
-	h := newHolder(t, &fakeLock{s: s, id: "a"}, c, &downs)
-	acquire(t, h, c)
+	_, _, c, h, downs := leading(t)
 	c.Step(renewDeadline)
 	if h.Check() {
 		t.Fatal("Check passed after the deadline")
@@ -431,12 +426,7 @@ func TestStopRelease(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &store{}
-			c := clocktesting.NewFakeClock(time.Now())
-			var downs stepDowns
-			l := &fakeLock{s: s, id: "a"}
-			h := newHolder(t, l, c, &downs)
-			acquire(t, h, c)
+			s, l, _, h, _ := leading(t)
 			if tt.setup != nil {
 				tt.setup(s, l)
 			}
