@@ -111,7 +111,7 @@ func (q *workQueue) readiness() error {
 	}
 	// A standby: ready while it is in touch with the lease.
 	le := q.opts.leaderElection
-	since, ok := r.lease.since()
+	since, ok := r.lease.SinceContact()
 	switch {
 	case !ok:
 		return fmt.Errorf("queue %q has not yet reached its lease %s/%s", q.name, le.Namespace, le.Name)

@@ -14,7 +14,8 @@ import (
 // The worker loop, in the order its steps run for one entry:
 //
 //	get       take the next entry from the entry queue and pop the event it
-//	          dispatches now
+//	          dispatches now (with leader election, only while the Lease is
+//	          held)
 //	dispatch  find the handler; defer a superseded event (superseded.go)
 //	call      run the handler, panics and overruns turned into errors
 //	settle    decide what the result asks: forget, requeue, retry, stop
@@ -34,6 +35,11 @@ func (r *runner) worker(i int) (err error) {
 	for {
 		e, s, merged, shutdown := r.get(i)
 		if shutdown {
+			if r.lease != nil {
+				// If get refused because the term lapsed, end it now
+				// (stepDown) rather than when the deadline's timer runs.
+				r.lease.Check()
+			}
 			return nil
 		}
 		var o outcome
@@ -56,6 +62,15 @@ func (r *runner) get(i int) (e *entry, s stage, merged, shutdown bool) {
 	defer q.mu.Unlock()
 	e, shutdown = r.ready.getLocked()
 	if shutdown {
+		return nil, stage{}, false, true
+	}
+	if r.lease != nil && !r.lease.Held() {
+		// With leader election, a call starts only within the term: after
+		// a freeze, the renew deadline may have passed before anything
+		// else ran. Leave the entry as it is for the next Run; this one
+		// is over.
+		e.processing = false
+		r.ready.shutDownLocked()
 		return nil, stage{}, false, true
 	}
 	merged, e.merged = e.merged, false
