@@ -19,12 +19,16 @@ import (
 	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
-// runLoop runs h on a loop, with factory, until the test ends.
+// runLoop runs h on a loop, with factory, until the test ends, and returns
+// once the loop is ready: its handler has seen the informer's initial list,
+// so an object deleted from now on reaches it as a delete.
 func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory, h kubehandler.EventHandler) {
 	t.Helper()
 	loop := kubehandler.NewEventLoop("cascade-test")
 	loop.Register(h)
 	kubehandlertest.Start(t, loop, 2, factory)
+	ready := kubehandler.Readiness(loop)
+	poll(t, "the loop is ready", func() bool { return ready(nil) == nil })
 }
 
 // configMapNames returns the "ns/name" of every ConfigMap client has.
@@ -107,10 +111,6 @@ func TestDeleteEventThroughLoop(t *testing.T) {
 	h := mustNew(t, client, cascade.WithUIDLabel(uidLabel), cascade.InAllNamespaces(),
 		cascade.WithInformer(factory.ForResource(projects).Informer()))
 	runLoop(t, factory, h)
-	poll(t, "the informer has the project", func() bool {
-		_, exists, _ := h.GetInformer().GetStore().GetByKey("a/p")
-		return exists
-	})
 
 	if err := client.Resource(projects).Namespace("a").Delete(t.Context(), "p", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
