@@ -12,7 +12,7 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/kubehandler/kubehandler/internal/bench"
+	"github.com/kubehandler/kubehandler/hack/bench/internal/bench"
 )
 
 func main() {
