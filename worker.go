@@ -60,6 +60,7 @@ func (r *runner) get(i int) (e *entry, s stage, merged, shutdown bool) {
 	if !e.events.empty() {
 		var more bool
 		s, more = e.events.pop()
+		e.callLane = e.lane
 		if more {
 			r.ready.addLocked(e)
 		} else {
@@ -211,9 +212,13 @@ func (r *runner) done(i int, e *entry, o outcome) {
 	q := r.q
 	q.mu.Lock()
 	if o.putBack {
+		// The event keeps its lane; newer events that arrived meanwhile
+		// may have raised the entry's.
 		if e.events.empty() {
 			q.waiting++
+			e.lane = e.callLane
 		}
+		e.lane = min(e.lane, e.callLane) // the higher: highLane is 0
 		e.events.unpop(o.ev)
 	}
 	if o.release && e.events.empty() && !e.removed {
