@@ -46,6 +46,16 @@ const (
 // kubehandler_queue_wait_seconds, label "priority").
 var laneNames = [numLanes]string{"high", "low"}
 
+// retireIdle is whether an entry is dropped as soon as its key has nothing
+// pending, no call in flight and no retry owed. Kept, the entries of live
+// objects cost about 200 bytes each beside the informer's cached objects
+// (measured after a 100,000-object list, heap retained over a plain
+// client-go loop: 201 bytes per object kept, 89 dropped, the rest being the
+// map's buckets, which Go never shrinks); dropped, an event for an idle key
+// costs one allocation and a map write more, as a client-go queue's Add
+// does. The allocations per listed object were the same (12.9).
+const retireIdle = true
+
 // lowLaneTurn is the anti-starvation rule (promise 9): while both lanes have
 // entries waiting, every lowLaneTurn-th dispatch takes the low lane's head.
 // So the head of the low lane waits for at most lowLaneTurn-1 high-lane

@@ -221,9 +221,11 @@ func (r *runner) done(i int, e *entry, o outcome) {
 		e.lane = min(e.lane, e.callLane) // the higher: highLane is 0
 		e.events.unpop(o.ev)
 	}
-	if o.release && e.events.empty() && !e.removed {
-		// Retire the entry: a later event for the key makes a new one, and
-		// a delayed requeue of this one that still fires finds nothing.
+	if e.events.empty() && !e.removed && (o.release || retireIdle && !e.dirty && e.retries == 0) {
+		// Retire the entry: a delete was handled, or the key has nothing
+		// left to do (see workQueue). A later event for the key makes a new
+		// one, and a delayed requeue of this one that still fires finds
+		// nothing.
 		delete(q.entries, e.key)
 		e.removed = true
 	}

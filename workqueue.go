@@ -57,11 +57,9 @@ func NewWorkQueue(name string, opts ...Option) WorkQueue {
 // queue (entryqueue.go), under client-go's delaying and rate-limiting queues:
 // they order them, keep one in flight per entry, and time retries, while
 // hashing a pointer instead of three strings. An entry stays the key's only
-// entry from its first event until a delete of the key has been handled and
-// nothing is pending, so one entry in flight means one key in flight
-// (promise 1). Keeping the entries of live objects (about 200 bytes each,
-// beside the informer's cached objects) spares the update path an allocation
-// and two map writes.
+// entry from its first event until the key has nothing pending, no call in
+// flight and no retry owed (retireIdle), so one entry in flight means one
+// key in flight (promise 1).
 type workQueue struct {
 	name    string
 	opts    options

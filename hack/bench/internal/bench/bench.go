@@ -48,10 +48,17 @@ const (
 	// ControllerRuntime is a controller-runtime controller with its default
 	// priority queue.
 	ControllerRuntime Impl = "controller-runtime"
+	// KubehandlerNoLanes is kubehandler with WithPriorityLanes(false): one
+	// FIFO, as client-go's. Only the backlog workload runs it.
+	KubehandlerNoLanes Impl = "kubehandler-nolanes"
 )
 
 // Impls are the dispatchers, in the order they are reported.
 var Impls = []Impl{Kubehandler, Plain, PlainWaitSync, ControllerRuntime}
+
+// BacklogImpls are the dispatchers of the backlog workload: Impls and
+// kubehandler without lanes.
+var BacklogImpls = append(slices.Clone(Impls), KubehandlerNoLanes)
 
 // handlerFunc is the work done per call: the same function for every Impl.
 type handlerFunc func(ctx context.Context, namespace, name string) error
@@ -84,8 +91,8 @@ func startDispatcher(impl Impl, informer cache.SharedIndexInformer, handler hand
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	switch impl {
-	case Kubehandler:
-		loop := kubehandler.NewEventLoop("bench")
+	case Kubehandler, KubehandlerNoLanes:
+		loop := kubehandler.NewEventLoop("bench", kubehandler.WithPriorityLanes(impl == Kubehandler))
 		loop.Register(&benchHandler{
 			DefaultHandler: kubehandler.DefaultHandler{Name: "configmaps", Informer: informer},
 			handle:         handler,

@@ -69,7 +69,7 @@ func BenchmarkLatency(b *testing.B) {
 // for every Impl and that the storm ends on the final versions; the figures
 // themselves are for `make bench`.
 func TestWorkloadsRun(t *testing.T) {
-	for _, impl := range Impls {
+	for _, impl := range BacklogImpls {
 		if r := InitialList(impl, 500); r.ObjectsPerSecond <= 0 {
 			t.Errorf("%s: initial list %+v", impl, r)
 		}

@@ -75,7 +75,8 @@ func Run(cfg Config, progress func(string)) *Report {
 	backlogs := make(map[Impl][]BacklogResult)
 	if cfg.BacklogObjects > 0 {
 		for round := range cfg.BacklogRounds {
-			for _, impl := range rotated(round) {
+			for i := range BacklogImpls {
+				impl := BacklogImpls[(i+round)%len(BacklogImpls)]
 				b := Backlog(impl, cfg.BacklogObjects, cfg.BacklogLive, cfg.BacklogRate, cfg.BacklogWork)
 				backlogs[impl] = append(backlogs[impl], b)
 				progress(fmt.Sprintf("round %d %-18s backlog: live p50 %v p99 %v max %v (%d/%d), drained in %v",
@@ -85,6 +86,16 @@ func Run(cfg Config, progress func(string)) *Report {
 	}
 	r := &Report{List: map[Impl]ListResult{}, LargeList: map[Impl]ListResult{}, Storm: map[Impl]StormResult{},
 		Latency: map[Impl]LatencyResult{}, Backlog: map[Impl]BacklogResult{}}
+	for impl, bs := range backlogs {
+		r.Backlog[impl] = BacklogResult{
+			Live:        cfg.BacklogLive,
+			LiveHandled: int(median(bs, func(b BacklogResult) float64 { return float64(b.LiveHandled) })),
+			LiveP50:     medianDuration(bs, func(b BacklogResult) time.Duration { return b.LiveP50 }),
+			LiveP99:     medianDuration(bs, func(b BacklogResult) time.Duration { return b.LiveP99 }),
+			LiveMax:     medianDuration(bs, func(b BacklogResult) time.Duration { return b.LiveMax }),
+			Drained:     medianDuration(bs, func(b BacklogResult) time.Duration { return b.Drained }),
+		}
+	}
 	for _, impl := range Impls {
 		r.List[impl] = medianList(cfg.Objects, lists[impl])
 		if large != nil {
@@ -104,16 +115,6 @@ func Run(cfg Config, progress func(string)) *Report {
 			P50:    medianDuration(lats[impl], func(l LatencyResult) time.Duration { return l.P50 }),
 			P90:    medianDuration(lats[impl], func(l LatencyResult) time.Duration { return l.P90 }),
 			P99:    medianDuration(lats[impl], func(l LatencyResult) time.Duration { return l.P99 }),
-		}
-		if bs := backlogs[impl]; len(bs) > 0 {
-			r.Backlog[impl] = BacklogResult{
-				Live:        cfg.BacklogLive,
-				LiveHandled: int(median(bs, func(b BacklogResult) float64 { return float64(b.LiveHandled) })),
-				LiveP50:     medianDuration(bs, func(b BacklogResult) time.Duration { return b.LiveP50 }),
-				LiveP99:     medianDuration(bs, func(b BacklogResult) time.Duration { return b.LiveP99 }),
-				LiveMax:     medianDuration(bs, func(b BacklogResult) time.Duration { return b.LiveMax }),
-				Drained:     medianDuration(bs, func(b BacklogResult) time.Duration { return b.Drained }),
-			}
 		}
 	}
 	r.evaluate(cfg)
@@ -263,7 +264,7 @@ func (r *Report) OK() bool {
 // Print writes the report as a table (w is usually a tabwriter).
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "workload\t")
-	for _, impl := range Impls {
+	for _, impl := range BacklogImpls {
 		fmt.Fprintf(w, "%s\t", impl)
 	}
 	fmt.Fprintf(w, "target\t\n")
@@ -276,7 +277,7 @@ func (r *Report) Print(w io.Writer) {
 			}
 		}
 		fmt.Fprintf(w, "%s\t", row.what)
-		for _, impl := range Impls {
+		for _, impl := range BacklogImpls {
 			fmt.Fprintf(w, "%s\t", row.values[impl])
 		}
 		fmt.Fprintf(w, "%s %s\t\n", row.target, status)
