@@ -165,26 +165,11 @@ func TestEntryQueueLaneMetrics(t *testing.T) {
 	eq, _ := newTestEntryQueue(t, 1, m)
 	lane := func(name, priority string) *dto.Metric {
 		t.Helper()
-		families, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
+		m := LaneSeries(t, reg, name, "eq")[priority]
+		if m == nil {
+			t.Fatalf("no %s{name=eq,priority=%s}", name, priority)
 		}
-		for _, f := range families {
-			if f.GetName() != name {
-				continue
-			}
-			for _, m := range f.GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				if labels["name"] == "eq" && labels["priority"] == priority {
-					return m
-				}
-			}
-		}
-		t.Fatalf("no %s{name=eq,priority=%s}", name, priority)
-		return nil
+		return m
 	}
 	depths := func() string {
 		return fmt.Sprint(lane("kubehandler_queue_depth", "high").GetGauge().GetValue(), " ",
@@ -216,4 +201,30 @@ func TestEntryQueueLaneMetrics(t *testing.T) {
 	if n := lane("kubehandler_queue_wait_seconds", "low").GetHistogram().GetSampleCount(); n != 1 {
 		t.Errorf("low-lane waits observed = %d, want 1", n)
 	}
+}
+
+// LaneSeries returns the series of metric name of the queue called loop, by
+// their priority label. Tests of the external package use it too.
+func LaneSeries(t *testing.T, reg *prometheus.Registry, name, loop string) map[string]*dto.Metric {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dto.Metric{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["name"] == loop {
+				out[labels["priority"]] = m
+			}
+		}
+	}
+	return out
 }

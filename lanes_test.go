@@ -41,14 +41,7 @@ func newListedFixture(t *testing.T, names ...string) *fixture {
 	for _, n := range names {
 		f.source.Create(configMap("ns", n, "0"))
 	}
-	f.informer = cache.NewSharedIndexInformer(f.source, &corev1.ConfigMap{}, 0, cache.Indexers{})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { f.informer.RunWithContext(ctx) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
+	f.run(t, 0, &corev1.ConfigMap{})
 	return f
 }
 
@@ -135,25 +128,7 @@ func TestLiveEventsFirst(t *testing.T) {
 // laneDepth is kubehandler_queue_depth{name=loop,priority=priority}.
 func laneDepth(t *testing.T, reg *prometheus.Registry, loop, priority string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "kubehandler_queue_depth" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["name"] == loop && labels["priority"] == priority {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
+	return kubehandler.LaneSeries(t, reg, "kubehandler_queue_depth", loop)[priority].GetGauge().GetValue()
 }
 
 // EnqueueBackground waits behind the initial list; Enqueue of a key still
@@ -251,24 +226,9 @@ func TestRetriesKeepTheirLane(t *testing.T) {
 // kubehandler_queue_wait_seconds.
 func laneWaits(t *testing.T, reg *prometheus.Registry, loop string) map[string]uint64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]uint64{}
-	for _, f := range families {
-		if f.GetName() != "kubehandler_queue_wait_seconds" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["name"] == loop {
-				out[labels["priority"]] += m.GetHistogram().GetSampleCount()
-			}
-		}
+	for priority, m := range kubehandler.LaneSeries(t, reg, "kubehandler_queue_wait_seconds", loop) {
+		out[priority] = m.GetHistogram().GetSampleCount()
 	}
 	return out
 }
