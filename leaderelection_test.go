@@ -235,7 +235,7 @@ func newStepDownLoop(t *testing.T, a *leaseAPI, hold chan struct{}, le kubehandl
 	return l
 }
 
-func wantLost(t *testing.T, r *looptest.Running) {
+func wantLost(t *testing.T, r *kubehandlertest.Running) {
 	t.Helper()
 	select {
 	case <-r.Done():
@@ -256,7 +256,7 @@ func TestLeaderStepsDownAtReadOfAnotherHolder(t *testing.T) {
 	l := newStepDownLoop(t, a, nil, kubehandler.LeaderElection{
 		LeaseDuration: 2 * time.Hour, RenewDeadline: time.Hour, RetryPeriod: 20 * time.Millisecond,
 	})
-	r := looptest.Start(t, l.q, 1)
+	r := kubehandlertest.Start(t, l.q, 1)
 	eventually(t, "the first call starts", func() bool { return l.started.Load() == 1 })
 	// Another replica took the Lease: the next renewal conflicts, the read
 	// that follows shows it.
@@ -296,7 +296,7 @@ func TestLeaderStepsDownAtRenewDeadline(t *testing.T) {
 	l := newStepDownLoop(t, a, hold, kubehandler.LeaderElection{
 		LeaseDuration: 2 * renewDeadline, RenewDeadline: renewDeadline, RetryPeriod: 20 * time.Millisecond,
 	}, kubehandler.WithClock(c))
-	r := looptest.Start(t, l.q, 1)
+	r := kubehandlertest.Start(t, l.q, 1)
 	eventually(t, "the first call starts", func() bool { return l.started.Load() == 1 })
 	// Freeze: renewals hang from now on. The last one that succeeded was
 	// sent at the fake clock's time, which has not moved.
@@ -350,7 +350,7 @@ func TestFailingRenewalReleasesAfterTheDrain(t *testing.T) {
 	l := newStepDownLoop(t, a, hold, kubehandler.LeaderElection{
 		LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: retry,
 	})
-	r := looptest.Start(t, l.q, 1)
+	r := kubehandlertest.Start(t, l.q, 1)
 	eventually(t, "the first call starts", func() bool { return l.started.Load() == 1 })
 	a.failRenewals.Store(true)
 	select {
