@@ -35,15 +35,16 @@ test: verify test-unit test-integration test-e2e ## Run verify and every test ti
 
 .PHONY: test-unit
 test-unit: ## Unit tests (fake clients, real informers, in-memory sources)
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /internal/kubelabtest)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/ -e '/kubelabtest$$' -e /internal/chromiumtest)
 	cd hack/kubelab && $(GO) test -race -count=1 ./internal/...
 	cd hack/bench && $(GO) test -race -count=1 ./...
 	cd sample-controller && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
 
 .PHONY: test-integration
-test-integration: ## Integration tests against a real kube-apiserver and etcd (hack/kubelab)
-	@# Build kubelab once, up front, rather than in each test package.
-	bin="$$(hack/build-kubelab.sh)"; KUBELAB_BIN="$$bin" $(GO) test -race -count=1 ./test/... ./internal/kubelabtest/...
+test-integration: ## Integration tests against a real kube-apiserver and etcd (hack/kubelab), and pages in headless Chromium
+	@# Build kubelab and install Chromium (when missing) once, up front, rather than in each test package.
+	bin="$$(hack/build-kubelab.sh)"; chromium="$$(hack/ensure-chromium.sh)"; \
+		KUBELAB_BIN="$$bin" CHROMIUM_BIN="$$chromium" $(GO) test -race -count=1 ./test/... ./kubelabtest ./internal/chromiumtest/...
 
 .PHONY: bench
 bench: ## Print kubehandler beside a plain client-go workqueue loop and controller-runtime, same workloads, one run
@@ -52,6 +53,10 @@ bench: ## Print kubehandler beside a plain client-go workqueue loop and controll
 .PHONY: kubelab
 kubelab: ## Start a local control plane to play with (Ctrl-C stops it)
 	hack/run-kubelab.sh
+
+.PHONY: kubelab-bin
+kubelab-bin: ## Build the kubelab binary and print its path: KUBELAB_BIN for kubelabtest in your own repository
+	@hack/build-kubelab.sh
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests of sample-controller on kubelab, and of its rename script; prints figures

@@ -27,8 +27,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/pause"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/memsource"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // trace records the calls of a chain's steps, in order, as "step:method".
@@ -527,13 +526,13 @@ func TestStepAdapters(t *testing.T) {
 	}
 }
 
-// fakeServer adds to a memsource.Source what the API server does with
+// fakeServer adds to a kubehandlertest.Source what the API server does with
 // finalizers: deleting an object that has finalizers sets its deletion
 // timestamp, and removing its last finalizer then deletes it. Patch applies
 // a Chain's merge patches of metadata.finalizers, with their
 // resourceVersion precondition.
 type fakeServer struct {
-	source *memsource.Source
+	source *kubehandlertest.Source
 	snap   *snapshots // if set, takes a copy of every object written
 	mu     sync.Mutex
 }
@@ -679,7 +678,7 @@ func TestChainLifecycleOnEventLoop(t *testing.T) {
 			return kubehandler.ErrorActionRetry
 		}))
 	loop.Register(c)
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 
 	f.source.Create(configMap("ns", "gear", "1"))
 	eventually(t, "finalizer added and steps run with it", func() bool {
@@ -768,7 +767,7 @@ func TestChainFailuresThroughTheLoop(t *testing.T) {
 		},
 	}
 	loop.Register(c)
-	looptest.Start(t, loop, 1)
+	kubehandlertest.Start(t, loop, 1)
 	f.source.Create(configMap("ns", "flaky", "1"))
 	f.source.Create(configMap("ns", "terminal", "1"))
 	eventually(t, "counted", func() bool {

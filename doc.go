@@ -136,12 +136,46 @@
 //
 // WithLeaderElection lets several replicas of a controller take turns on a
 // coordination.k8s.io Lease (client-go's tools/leaderelection): every
-// replica runs its informers and queue, only the leader runs workers. A
-// leader that loses the lease stops its workers at once, waits for its
-// calls, and Run returns an error wrapping ErrLeaderElectionLost: exit, and
-// let the process restart. On a cancelled context the leader waits for its
-// calls, then releases the lease, so a standby takes over without waiting
-// for it to expire and never while the old leader still dispatches.
+// replica runs its informers and queue, only the leader runs workers. The
+// leader steps down the moment a read of the Lease shows another holder, or
+// RenewDeadline has passed (on its own clock, WithClock) since it sent the
+// last renewal that succeeded, whichever comes first: from then on no call
+// starts, and the calls in flight have their context cancelled. It does not
+// wait for client-go's elector to give up. It waits for its calls, releases
+// the Lease only once every call of its term has returned and only if the
+// Lease is still its own (and says so in the log; otherwise the Lease
+// expires), and Run returns an error wrapping ErrLeaderElectionLost: exit,
+// and let the process restart. On a cancelled context the leader waits for
+// its calls, then releases the Lease, so a standby takes over without
+// waiting for it to expire and never while the old leader still dispatches.
+//
+// The guarantee, for a leader whose last renewal that succeeded was sent at
+// time R, with the replicas' clocks running at the same rate (Leases compare
+// durations, each measured locally, never clock readings):
+//
+//	no call starts on the old leader after  min(R + RenewDeadline, T + RetryPeriod)
+//	no call starts on a new leader before   T >= R + LeaseDuration
+//
+// where T is when another replica took the Lease (the old leader's next
+// renewal, at most RetryPeriod later, fails and reads the new holder; add
+// the time of one request to the API server). So new calls never overlap
+// across replicas: only a call already running can. A call running when the
+// leader stepped down has its context cancelled then, and may overlap the
+// new leader's calls for one object for
+//
+//	max(0, D - (LeaseDuration - RenewDeadline))
+//
+// where D is how long it takes to return once cancelled: none for handlers
+// that return within LeaseDuration - RenewDeadline (5s with the defaults).
+// What no Lease can prevent: a process frozen in the middle of a call (a
+// long GC pause, a stopped VM, a node under memory pressure) for longer than
+// LeaseDuration resumes with the call still running, after another replica
+// has taken over; it finishes after the freeze (the leader steps down as it
+// resumes, its deadline long passed, and starts nothing new), for D again.
+// Handlers make that harmless by honouring ctx (return when it is done) and
+// by writing with resourceVersion preconditions (an Update of the object
+// they read, not a blind Patch), as sample-controller does: the stale write
+// then fails with a conflict instead of undoing the new leader's.
 //
 // Readiness and Liveness are checks for HTTP probes (ProbeHandler serves
 // them): ready once the caches synced and, with leader election, while
@@ -158,6 +192,26 @@
 // when it stops, and then names the calls still running. Eventf records a
 // Kubernetes Event about the object of a call (WithEventRecorder,
 // NewEventRecorder).
+//
+// # Debug endpoint
+//
+// DebugHandler answers the operator's "why isn't my object handled?" with a
+// live view of the loop, served where you mount it (next to /metrics, say
+// at /debug/kubehandler; nothing is served unless you do). Per handler: the
+// keys waiting and how many are ready for a worker, the calls in flight
+// (key, event type, running time; longest first), the keys in backoff after
+// a failure (retry count, last error cut to 1 KiB, when the next attempt is
+// due; most retries first) and the key that has waited longest. A small
+// HTML page for people (no scripts, no external assets); ?format=json for
+// tools, a DebugReport, whose field names are stable. Each section lists at
+// most DebugMaxKeys keys (50 by default) and says how many it left out.
+//
+// It shows keys and error texts, never objects; but an error text is
+// whatever a handler put in it, and whoever reaches the endpoint reads it:
+// serve it only to operators. Nothing is collected until a request comes:
+// the request walks the keys under the loop's lock; what it shows of a
+// failure is recorded on the failure path. Once DebugHandler is called, the
+// loop records when keys are queued and calls start, as WithMetrics does.
 //
 // # Chains and typed handlers
 //
@@ -242,6 +296,9 @@ package kubehandler
 //	               holds the Lease's configuration and lock
 //	health.go      Readiness, Liveness and IsLeader read the Run's phase and
 //	               the workers' slots
+//	debug.go       DebugHandler reads them too, and the entries: their
+//	               pending events and last failure (recorded by done, in
+//	               worker.go)
 //
 // errors.go has every error type and sentinel; errorhandler.go what the loop
 // does with a failure.

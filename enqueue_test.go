@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // A handler of one kind hands work to a handler of another through
@@ -28,7 +28,7 @@ func TestEnqueueAnotherHandlersKey(t *testing.T) {
 	loop := kubehandler.NewEventLoop("enqueue")
 	loop.Register(ownerHandler)
 	loop.Register(ownedHandler)
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 
 	rv := owners.source.Create(configMap("ns", "owner-of-a", "1"))
 	ownerKey := kubehandler.Key{Kind: "owners", Namespace: "ns", Name: "owner-of-a"}
@@ -62,7 +62,7 @@ func TestEnqueueMisuse(t *testing.T) {
 		return nil
 	})
 	q.EnqueueAdd("k", "ns/a")
-	looptest.Start(t, q, 1)
+	kubehandlertest.Start(t, q, 1)
 	if err := <-errs; err == nil {
 		t.Error("Enqueue of a kind without a handler succeeded")
 	}

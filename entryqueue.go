@@ -1,6 +1,7 @@
 package kubehandler
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -23,6 +24,11 @@ type entry struct {
 	dirty      bool // needs processing (client-go's dirty set)
 	processing bool // a worker has it (client-go's processing set)
 	merged     bool // an event was merged into pending ones or arrived in flight since the last call
+	// failure is the last failed call, from its retry's scheduling until
+	// the key stops failing (forget): what DebugHandler shows of keys in
+	// backoff. Written on the failure path only; nil for keys that never
+	// failed.
+	failure *failure
 
 	// Only the worker holding the entry reads or writes these:
 	callLane lane  // the lane of the event in flight, which its retry or RequeueAfter keeps
@@ -64,6 +70,14 @@ const retireIdle = true
 // call than it would without the low lane.
 const lowLaneTurn = 8
 
+// failure is what DebugHandler shows of a key waiting for a retry.
+type failure struct {
+	err     string    // the error's text, cut to maxErrorText
+	typ     eventType // the event that failed
+	retries int32     // the retry's Event.Retries: failures in a row
+	due     time.Time // when the rate limiter lets the retry be queued
+}
+
 // entryQueue is the base layer of each Run's workqueue. It runs client-go's
 // queue algorithm (a FIFO; a dirty set of items that need processing; a
 // processing set; an item added while processing is queued again when Done)
@@ -85,9 +99,9 @@ const lowLaneTurn = 8
 // FIFO.
 //
 // It reports the standard workqueue metrics, as client-go's queue does: the
-// time each entry was added is kept in a map only with metrics, and when
-// each call started in the workers' slots, which also serve Liveness and the
-// drain timeout's report. What the workers hold is there and nowhere else:
+// time each entry was added is kept in a map only with metrics or a
+// DebugHandler, and when each call started in the workers' slots, which also
+// serve Liveness, the drain timeout's report and DebugHandler. What the workers hold is there and nowhere else:
 // slots[i] is worker i's entry, under the same lock as the entries' flags.
 type entryQueue struct {
 	mu    *sync.Mutex // the workQueue's mu
@@ -104,20 +118,22 @@ type entryQueue struct {
 	shuttingDown bool
 
 	// slots[i] is what worker i is processing, and since when (metrics,
-	// Liveness, the drain timeout's report); nil when idle.
+	// Liveness, the drain timeout's report, DebugHandler); nil when idle.
 	slots []slot
 
 	series *queueSeries // nil without WithMetrics
-	timed  bool         // record when each call starts (metrics, liveness, drain)
-	// addedAt holds when queued entries were added, for the latency metric;
-	// kept only with metrics, as client-go does.
+	timed  bool         // record when each call starts (metrics, liveness, drain, DebugHandler)
+	// addedAt holds when queued entries were added, for the latency metric
+	// and DebugHandler's oldest waiting key; kept only with metrics (as
+	// client-go does) or a DebugHandler, nil otherwise.
 	addedAt map[*entry]time.Time
 }
 
 // slot is one worker's current call.
 type slot struct {
 	entry   *entry
-	started time.Time
+	typ     eventType // the event being dispatched (DebugHandler)
+	started time.Time // when timed
 }
 
 // queueSeries are one queue's standard workqueue metrics, and its lanes'.
@@ -179,6 +195,16 @@ func newEntryQueue(mu *sync.Mutex, c clock.Clock, workers int, m *metrics, name 
 	return eq
 }
 
+// recordTimesLocked makes the queue record, from now on, when entries are
+// added and when calls start, as it does with metrics: DebugHandler shows
+// them. mu must be held, or the queue not yet shared.
+func (eq *entryQueue) recordTimesLocked() {
+	eq.timed = true
+	if eq.addedAt == nil {
+		eq.addedAt = make(map[*entry]time.Time)
+	}
+}
+
 // Add marks e as needing processing. mu must not be held.
 func (eq *entryQueue) Add(e *entry) {
 	eq.mu.Lock()
@@ -201,9 +227,11 @@ func (eq *entryQueue) addLocked(e *entry) {
 		return
 	}
 	e.dirty = true
-	if eq.series != nil {
-		eq.series.adds.Inc()
-		eq.series.depth.Inc()
+	if eq.addedAt != nil { // with metrics or a DebugHandler
+		if eq.series != nil {
+			eq.series.adds.Inc()
+			eq.series.depth.Inc()
+		}
 		if _, ok := eq.addedAt[e]; !ok {
 			eq.addedAt[e] = eq.clock.Now()
 		}
@@ -272,16 +300,35 @@ func (eq *entryQueue) getLocked() (*entry, bool) {
 	eq.unplace(l)
 	e.processing = true
 	e.dirty = false
-	if eq.series != nil {
-		eq.series.depth.Dec()
-		if added, ok := eq.addedAt[e]; ok {
-			waited := eq.clock.Since(added).Seconds()
-			eq.series.latency.Observe(waited)
-			eq.series.laneWait[l].Observe(waited)
+	if eq.addedAt != nil { // with metrics or a DebugHandler
+		added, ok := eq.addedAt[e]
+		if ok {
 			delete(eq.addedAt, e)
+		}
+		if eq.series != nil {
+			eq.series.depth.Dec()
+			if ok {
+				waited := eq.clock.Since(added).Seconds()
+				eq.series.latency.Observe(waited)
+				eq.series.laneWait[l].Observe(waited)
+			}
 		}
 	}
 	return e, false
+}
+
+// queuedEntries returns the entries queued, the high lane's first, each
+// once (the places left in the low lane skipped). mu must be held.
+func (eq *entryQueue) queuedEntries() []*entry {
+	out := slices.Clone(eq.fifos[highLane].items[eq.fifos[highLane].head:])
+	seen := make(map[*entry]bool, eq.queued[lowLane])
+	for _, e := range eq.fifos[lowLane].items[eq.fifos[lowLane].head:] {
+		if e.inLow && !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // nextLane returns the lane the next dispatch takes, by the rule of
@@ -322,10 +369,10 @@ func (eq *entryQueue) demoteAll(entries map[Key]*entry) {
 	eq.highRun = 0
 }
 
-// startCall records that worker i is processing e, which it got from
-// getLocked. mu must be held.
-func (eq *entryQueue) startCall(i int, e *entry) {
-	s := slot{entry: e}
+// startCall records that worker i is processing event typ of e, which it
+// got from getLocked. mu must be held.
+func (eq *entryQueue) startCall(i int, e *entry, typ eventType) {
+	s := slot{entry: e, typ: typ}
 	if eq.timed {
 		s.started = eq.clock.Now()
 	}

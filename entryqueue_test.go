@@ -175,7 +175,7 @@ func TestEntryQueueSlots(t *testing.T) {
 	eq.Add(a)
 	eq.mu.Lock()
 	e, _ := eq.getLocked()
-	eq.startCall(1, e)
+	eq.startCall(1, e, updateEvent)
 	eq.mu.Unlock()
 	started := clock.Now()
 	if s := eq.slots[1]; s.entry != a || !s.started.Equal(started) {
@@ -276,7 +276,7 @@ func TestEntryQueueMetrics(t *testing.T) {
 		eq.mu.Lock()
 		defer eq.mu.Unlock()
 		e, _ := eq.getLocked()
-		eq.startCall(worker, e)
+		eq.startCall(worker, e, updateEvent)
 		return e
 	}
 	end := func(worker int) {

@@ -12,7 +12,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // RetryUpTo(n): a handler that always fails is called n+1 times (retries 0
@@ -25,7 +25,7 @@ func TestRetryUpToStopsTheLoop(t *testing.T) {
 			h.Fn = func(context.Context, kubehandler.Event) error { return fmt.Errorf("wrapped: %w", errBoom) }
 			loop := kubehandler.NewEventLoop("retry-up-to", fastRetries(), kubehandler.WithErrorHandler(kubehandler.RetryUpTo(n)))
 			loop.Register(h)
-			r := looptest.Start(t, loop, 2)
+			r := kubehandlertest.Start(t, loop, 2)
 			f.source.Create(configMap("ns", "doomed", "1"))
 			if err := r.Wait(t); !errors.Is(err, errBoom) {
 				t.Fatalf("Run = %v, want an error wrapping the handler's", r.Err())
@@ -63,7 +63,7 @@ func TestErrorActionIgnore(t *testing.T) {
 	reg, gather := newRegistry()
 	loop := kubehandler.NewEventLoop("ignore", kubehandler.WithErrorHandler(ignore), kubehandler.WithMetrics(reg))
 	loop.Register(h)
-	looptest.Start(t, loop, 1)
+	kubehandlertest.Start(t, loop, 1)
 
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "failure counted", func() bool { return gather().calls("ignore", "cm", "add", "error") == 1 })
@@ -100,7 +100,7 @@ func TestRetriesBackOff(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("backoff", kubehandler.WithClock(clock))
 	loop.Register(h)
-	looptest.Start(t, loop, 1)
+	kubehandlertest.Start(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "four calls", func() bool {
 		if len(h.Calls()) == 4 {

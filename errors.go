@@ -125,10 +125,11 @@ var ErrHandlerTimeout = errors.New("handler call overran its timeout")
 var ErrDrainTimeout = errors.New("handler calls still running after the drain timeout")
 
 // ErrLeaderElectionLost is returned (wrapped) by Run when the loop lost its
-// lease: it could not renew it in time (the API server was unreachable, say)
-// or another replica took it. Workers stopped at once and the calls in
-// flight were waited for. Exit and let the process restart: the client-go
-// leader election it is built on does not stand for election again.
+// lease: it could not renew it within the renew deadline (the API server was
+// unreachable, or the process froze) or a read of the Lease showed another
+// holder. No call started from that moment, and the calls in flight were
+// cancelled and waited for. Exit and let the process restart: a replica
+// does not stand for election again within the same Run.
 var ErrLeaderElectionLost = errors.New("kubehandler: leader election lost")
 
 // errNotALoop is what the checks of health.go return for a Loop this package

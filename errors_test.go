@@ -12,7 +12,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 var errBoom = errors.New("boom")
@@ -36,7 +36,7 @@ func TestTerminalErrorsAreNotRetried(t *testing.T) {
 			return kubehandler.ErrorActionRetry
 		}))
 	loop.Register(h)
-	looptest.Start(t, loop, 1)
+	kubehandlertest.Start(t, loop, 1)
 
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "terminal counted", func() bool { return gather().calls("terminal", "cm", "add", "terminal") == 1 })
@@ -86,7 +86,7 @@ func TestRequeueAfter(t *testing.T) {
 	reg, gather := newRegistry()
 	loop := kubehandler.NewEventLoop("requeue", kubehandler.WithClock(clock), kubehandler.WithMetrics(reg))
 	loop.Register(h)
-	looptest.Start(t, loop, 1)
+	kubehandlertest.Start(t, loop, 1)
 
 	rv := f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "requeue counted", func() bool { return gather().calls("requeue", "cm", "add", "requeue") == 1 })
@@ -165,7 +165,7 @@ func TestControlErrorsOutsideAChain(t *testing.T) {
 	for _, name := range []string{"skip", "cancel", "keep"} {
 		q.EnqueueAdd("k", "ns/"+name)
 	}
-	looptest.Start(t, q, 1)
+	kubehandlertest.Start(t, q, 1)
 	eventually(t, "counted", func() bool {
 		g := gather()
 		return g.calls("control", "k", "add", "success") == 2 && g.calls("control", "k", "add", "requeue") == 1

@@ -19,9 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/memsource"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // Promise 1: one call in flight per key at threadiness 8, with calls slow
@@ -35,7 +33,7 @@ func TestOneInFlightPerKey(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("one-in-flight")
 	loop.Register(h)
-	looptest.Start(t, loop, 8)
+	kubehandlertest.Start(t, loop, 8)
 
 	names := make(map[cache.ObjectName]bool)
 	for i := range 20 {
@@ -75,7 +73,7 @@ func TestCoalescing(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("coalescing")
 	loop.Register(h)
-	looptest.Start(t, loop, 4)
+	kubehandlertest.Start(t, loop, 4)
 
 	f.source.Create(configMap("ns", "marker", "0"))
 	f.source.Create(configMap("ns", "busy", "0"))
@@ -123,7 +121,7 @@ func TestDeleteThenRecreate(t *testing.T) {
 	}
 	loop := kubehandler.NewEventLoop("recreate")
 	loop.Register(h)
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 
 	key := kubehandler.Key{Kind: "cm", Namespace: "ns", Name: "phoenix"}
 	f.source.Create(configMap("ns", "phoenix", "old"))
@@ -167,12 +165,12 @@ func TestRandomFailuresConverge(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(len(mode))))
 			var failures atomic.Int64
 			// succeeded holds, per key, the event of the last successful call.
-			succeeded := make(map[kubehandler.Key]recorder.Call)
+			succeeded := make(map[kubehandler.Key]kubehandlertest.Call)
 			h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 				mu.Lock()
 				fail := rng.Float64() < 0.3
 				if !fail {
-					succeeded[ev.Key] = recorder.Call{Type: ev.Type, Key: ev.Key, Object: ev.Object}
+					succeeded[ev.Key] = kubehandlertest.Call{Type: ev.Type, Key: ev.Key, Object: ev.Object}
 				}
 				mu.Unlock()
 				if !fail {
@@ -186,7 +184,7 @@ func TestRandomFailuresConverge(t *testing.T) {
 			}
 			loop := kubehandler.NewEventLoop("random-"+mode, fastRetries())
 			loop.Register(h)
-			looptest.Start(t, loop, 4)
+			kubehandlertest.Start(t, loop, 4)
 
 			names := make(map[cache.ObjectName]bool)
 			var wg sync.WaitGroup
@@ -240,14 +238,14 @@ func TestRandomFailuresConverge(t *testing.T) {
 }
 
 // namelessHandler has no name: it gets its type's name (promise 8).
-type namelessHandler struct{ *recorder.Handler }
+type namelessHandler struct{ *kubehandlertest.Recorder }
 
 func TestEmptyNameDefaultsToTypeName(t *testing.T) {
 	f := newFixture(t)
 	h := &namelessHandler{newRecorder(f.informer, "")}
 	loop := kubehandler.NewEventLoop("names")
 	loop.Register(h)
-	looptest.Start(t, loop, 1)
+	kubehandlertest.Start(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "dispatched", func() bool { return len(h.Calls()) == 1 })
 	if got := h.Calls()[0].Key.Kind; got != "namelessHandler" {
@@ -259,10 +257,10 @@ func TestEmptyNameDefaultsToTypeName(t *testing.T) {
 func TestRunRejectsMisuse(t *testing.T) {
 	// An informer that is never started: a Run that got past its checks
 	// would wait for it forever, and none may start a goroutine.
-	informer := cache.NewSharedIndexInformer(memsource.New(func() runtime.Object { return &corev1.ConfigMapList{} }),
+	informer := cache.NewSharedIndexInformer(kubehandlertest.NewSource(func() runtime.Object { return &corev1.ConfigMapList{} }),
 		&corev1.ConfigMap{}, 0, cache.Indexers{})
 	f := &fixture{informer: informer}
-	var nilRecorder *recorder.Handler
+	var nilRecorder *kubehandlertest.Recorder
 	tests := []struct {
 		name        string
 		handlers    []kubehandler.EventHandler
@@ -273,7 +271,7 @@ func TestRunRejectsMisuse(t *testing.T) {
 		{"nil informer", []kubehandler.EventHandler{newRecorder(nil, "x")}, 1, nil, `handler "x" has no informer`},
 		{"typed nil informer", []kubehandler.EventHandler{&kubehandler.DefaultHandler{Name: "x", Informer: (*typedNilInformer)(nil)}}, 1, nil, `nil informer`},
 		{"nil handler", []kubehandler.EventHandler{nil}, 1, nil, "nil handler"},
-		{"typed nil handler", []kubehandler.EventHandler{nilRecorder}, 1, nil, "nil *recorder.Handler"},
+		{"typed nil handler", []kubehandler.EventHandler{nilRecorder}, 1, nil, "nil *kubehandlertest.Recorder"},
 		{"duplicate names", []kubehandler.EventHandler{newRecorder(f.informer, "x"), newRecorder(f.informer, "x")}, 1, nil, `two handlers are named "x"`},
 		{"duplicate default names", []kubehandler.EventHandler{&namelessHandler{newRecorder(f.informer, "")}, &namelessHandler{newRecorder(f.informer, "")}}, 1, nil, `two handlers are named "namelessHandler"`},
 		{"zero threadiness", []kubehandler.EventHandler{newRecorder(f.informer, "x")}, 0, nil, "threadiness must be at least 1"},
@@ -338,7 +336,7 @@ func TestRegisterWhileRunning(t *testing.T) {
 	first, second := newRecorder(informer, "first"), newRecorder(informer, "second")
 	loop := kubehandler.NewEventLoop("register")
 	loop.Register(first)
-	r := looptest.Start(t, loop, 2)
+	r := kubehandlertest.Start(t, loop, 2)
 	eventually(t, "first handler dispatched", func() bool { return len(first.Calls()) == 1 })
 
 	loop.Register(second)
@@ -357,7 +355,7 @@ func TestRegisterWhileRunning(t *testing.T) {
 	if n := informer.handlers.Load(); n != 0 {
 		t.Fatalf("%d event handlers left on the informer after Run, want 0", n)
 	}
-	r = looptest.Start(t, loop, 2)
+	r = kubehandlertest.Start(t, loop, 2)
 	eventually(t, "both hooked by the next Run", func() bool { return informer.handlers.Load() == 2 })
 	f.source.Create(configMap("ns", "again", "1"))
 	eventually(t, "both dispatched by the next Run", func() bool {

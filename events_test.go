@@ -9,7 +9,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // Eventf records an Event about the object of the call through the
@@ -23,7 +23,7 @@ func TestEventf(t *testing.T) {
 	})
 	q.EnqueueAdd("cm", configMap("ns", "a", "1"))
 	q.EnqueueAdd("cm", "ns/no-object") // a bare key: nothing to record about
-	looptest.Start(t, q, 1)
+	kubehandlertest.Start(t, q, 1)
 	select {
 	case ev := <-rec.Events:
 		if ev != "Normal Handled handled a" {

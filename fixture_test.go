@@ -14,14 +14,13 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/memsource"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // fixture is an in-memory source of ConfigMaps with a real shared informer
 // over it, running until the test ends.
 type fixture struct {
-	source   *memsource.Source
+	source   *kubehandlertest.Source
 	informer cache.SharedIndexInformer
 }
 
@@ -31,7 +30,7 @@ func newFixture(t *testing.T) *fixture {
 
 func newFixtureWith(t *testing.T, resync time.Duration, newList func() runtime.Object, example runtime.Object) *fixture {
 	t.Helper()
-	f := &fixture{source: memsource.New(newList)}
+	f := &fixture{source: kubehandlertest.NewSource(newList)}
 	f.run(t, resync, example)
 	return f
 }
@@ -56,13 +55,13 @@ func configMap(namespace, name, value string) *corev1.ConfigMap {
 }
 
 // newRecorder returns a recording handler of informer's events.
-func newRecorder(informer cache.SharedInformer, name string) *recorder.Handler {
-	return recorder.New(informer, name)
+func newRecorder(informer cache.SharedInformer, name string) *kubehandlertest.Recorder {
+	return kubehandlertest.NewRecorder(nil, informer, name)
 }
 
 // sourceState returns, for the names given, the resourceVersion each has in
-// s, or "" for those that no longer exist: what recorder.Matches wants.
-func sourceState(kind string, s *memsource.Source, names map[cache.ObjectName]bool) map[kubehandler.Key]string {
+// s, or "" for those that no longer exist: what kubehandlertest.Recorder.Matches wants.
+func sourceState(kind string, s *kubehandlertest.Source, names map[cache.ObjectName]bool) map[kubehandler.Key]string {
 	want := make(map[kubehandler.Key]string, len(names))
 	for n := range names {
 		rv := ""

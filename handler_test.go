@@ -12,7 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // logLines is a logger that keeps what it logs.
@@ -97,7 +97,7 @@ func TestEventFromContext(t *testing.T) {
 	})
 	obj := configMap("ns", "a", "1")
 	q.EnqueueAdd("k", obj)
-	looptest.Start(t, q, 1)
+	kubehandlertest.Start(t, q, 1)
 	ev := <-got
 	if ev.Type != kubehandler.WorkqueueAddEvent || ev.Key != (kubehandler.Key{Kind: "k", Namespace: "ns", Name: "a"}) || ev.Object != obj || ev.Retries != 0 {
 		t.Errorf("Event = %+v", ev)

@@ -7,15 +7,15 @@ import (
 	"time"
 )
 
-// Loop is what Readiness, Liveness and IsLeader take: an EventLoop or a
-// WorkQueue. Both interfaces have its one method, so a value of either type
-// is a Loop as it is, with no conversion or type assertion:
+// Loop is what Readiness, Liveness, IsLeader and DebugHandler take: an
+// EventLoop or a WorkQueue. Both interfaces have its one method, so a value
+// of either type is a Loop as it is, with no conversion or type assertion:
 //
 //	loop := kubehandler.NewEventLoop("deployments")
 //	mux.Handle("/readyz", kubehandler.ProbeHandler(kubehandler.Readiness(loop)))
 //
 // Only loops made by NewEventLoop and NewWorkQueue can be checked; the checks
-// of any other Loop fail (IsLeader is false).
+// of any other Loop fail (IsLeader is false, DebugHandler answers 500).
 type Loop interface {
 	Run(ctx context.Context, threadiness int) error
 }
@@ -111,7 +111,7 @@ func (q *workQueue) readiness() error {
 	}
 	// A standby: ready while it is in touch with the lease.
 	le := q.opts.leaderElection
-	since, ok := r.lease.since()
+	since, ok := r.lease.SinceContact()
 	switch {
 	case !ok:
 		return fmt.Errorf("queue %q has not yet reached its lease %s/%s", q.name, le.Namespace, le.Name)

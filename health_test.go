@@ -14,8 +14,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/memsource"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // probe returns the status code and body of check served by ProbeHandler.
@@ -30,7 +29,7 @@ func probe(t *testing.T, check func(*http.Request) error) (int, string) {
 // call runs longer than the bound.
 func TestReadinessAndLiveness(t *testing.T) {
 	clock := clocktesting.NewFakeClock(time.Now())
-	source := memsource.New(func() runtime.Object { return &corev1.ConfigMapList{} })
+	source := kubehandlertest.NewSource(func() runtime.Object { return &corev1.ConfigMapList{} })
 	informer := cache.NewSharedIndexInformer(source, &corev1.ConfigMap{}, 0, cache.Indexers{})
 	h := newRecorder(informer, "cm")
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -49,7 +48,7 @@ func TestReadinessAndLiveness(t *testing.T) {
 	if code, _ := probe(t, live); code != http.StatusOK {
 		t.Errorf("before Run: liveness %d", code)
 	}
-	r := looptest.Start(t, loop, 1)
+	r := kubehandlertest.Start(t, loop, 1)
 	eventually(t, "waiting for caches", func() bool {
 		_, body := probe(t, ready)
 		return strings.Contains(body, "waiting for its caches to sync")

@@ -11,8 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // Promise 4: a delete the informer only learns of by relisting
@@ -23,7 +22,7 @@ func TestTombstonesAreDeletes(t *testing.T) {
 	h := newRecorder(f.informer, "cm")
 	loop := kubehandler.NewEventLoop("tombstones")
 	loop.Register(h)
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 
 	f.source.Create(configMap("ns", "keep", "1"))
 	f.source.Create(configMap("ns", "gone", "1"))
@@ -79,10 +78,10 @@ func TestResyncs(t *testing.T) {
 			loopDrop.Register(dropping)
 			loopDeliver := kubehandler.NewEventLoop("resync-delivered", kubehandler.WithResyncEvents())
 			loopDeliver.Register(delivering)
-			looptest.Start(t, loopDrop, 2)
-			looptest.Start(t, loopDeliver, 2)
+			kubehandlertest.Start(t, loopDrop, 2)
+			kubehandlertest.Start(t, loopDeliver, 2)
 
-			updates := func(r *recorder.Handler) int {
+			updates := func(r *kubehandlertest.Recorder) int {
 				n := 0
 				for _, c := range r.Calls() {
 					if c.Type == kubehandler.WorkqueueUpdateEvent {

@@ -17,8 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/memsource"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // Promise 9, live events first, through an EventLoop. The entry queue's own
@@ -37,7 +36,7 @@ var laneSettings = []struct {
 // the informer starts: they come as its initial list.
 func newListedFixture(t *testing.T, names ...string) *fixture {
 	t.Helper()
-	f := &fixture{source: memsource.New(func() runtime.Object { return &corev1.ConfigMapList{} })}
+	f := &fixture{source: kubehandlertest.NewSource(func() runtime.Object { return &corev1.ConfigMapList{} })}
 	for _, n := range names {
 		f.source.Create(configMap("ns", n, "0"))
 	}
@@ -82,7 +81,7 @@ func TestLiveEventsFirst(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			loop := kubehandler.NewEventLoop("live-first", kubehandler.WithPriorityLanes(tt.lanes), kubehandler.WithMetrics(reg))
 			loop.Register(h)
-			looptest.Start(t, loop, 1)
+			kubehandlertest.Start(t, loop, 1)
 			// Registered after Start, so it runs first: a failing test
 			// releases the held call, and the loop can stop.
 			releaseHeld := sync.OnceFunc(func() { close(release) })
@@ -156,7 +155,7 @@ func TestEnqueueBackground(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	loop := kubehandler.NewEventLoop("background", kubehandler.WithPriorityLanes(true), kubehandler.WithMetrics(reg))
 	loop.Register(h)
-	looptest.Start(t, loop, 1)
+	kubehandlertest.Start(t, loop, 1)
 	releaseHeld := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(releaseHeld) // runs before the loop's: a failing test does not hang
 	<-started
@@ -205,7 +204,7 @@ func TestRetriesKeepTheirLane(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			loop := kubehandler.NewEventLoop("keep-lane", fastRetries(), kubehandler.WithPriorityLanes(true), kubehandler.WithMetrics(reg))
 			loop.Register(h)
-			looptest.Start(t, loop, 2)
+			kubehandlertest.Start(t, loop, 2)
 			key := func(name string) kubehandler.Key { return kubehandler.Key{Kind: "cm", Namespace: "ns", Name: name} }
 			// Dispatching: the loop's handler is on the informer, past its
 			// initial list. What is created now is live.
@@ -259,7 +258,7 @@ func TestPromisesWithAndWithoutLanes(t *testing.T) {
 			}
 			loop := kubehandler.NewEventLoop("promises", fastRetries(), kubehandler.WithPriorityLanes(ls.lanes))
 			loop.Register(h)
-			looptest.Start(t, loop, 8)
+			kubehandlertest.Start(t, loop, 8)
 
 			names := make(map[cache.ObjectName]bool)
 			for _, n := range listed {

@@ -1,19 +1,19 @@
 package kubehandler
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"sync/atomic"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
-	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
+
+	"github.com/kubehandler/kubehandler/internal/lease"
 )
 
 // LeaderElection configures WithLeaderElection: a coordination.k8s.io/v1
@@ -30,17 +30,20 @@ type LeaderElection struct {
 	// LeaseDuration is how long standbys wait after the last renewal
 	// before taking over a lease that was not released (15s by default).
 	LeaseDuration time.Duration
-	// RenewDeadline is how long the leader keeps trying to renew before
-	// it gives up leadership (10s by default). It must be shorter than
-	// LeaseDuration: the difference is the time the old leader has to stop
-	// its calls before a standby may start.
+	// RenewDeadline is how long after the last renewal that succeeded the
+	// leader steps down if it could not renew since (10s by default). It
+	// must be shorter than LeaseDuration: the difference is the time the
+	// old leader's calls have to return, once cancelled, before a standby
+	// may start.
 	RenewDeadline time.Duration
 	// RetryPeriod is the time between attempts to acquire or renew (2s by
 	// default).
 	RetryPeriod time.Duration
 	// KeepLeaseOnCancel keeps the lease when Run's context is cancelled.
 	// By default the leader releases it once its calls have returned, so a
-	// standby takes over within RetryPeriod instead of LeaseDuration.
+	// standby takes over within RetryPeriod instead of LeaseDuration. (A
+	// leader that lost its lease releases it too, if it is still its own
+	// once the calls returned.)
 	KeepLeaseOnCancel bool
 }
 
@@ -53,15 +56,16 @@ const (
 
 // WithLeaderElection makes replicas of a loop take turns: every replica
 // runs its informers and keeps its queue (a warm standby), but only the
-// holder of the Lease runs workers. When it loses the lease, the leader
-// stops its workers at once (their calls' context is cancelled), waits for
-// the calls in flight, and Run returns an error wrapping
-// ErrLeaderElectionLost. When Run's context is cancelled, the leader stops
-// its workers, waits for its calls, and only then releases the lease, so two
-// replicas never dispatch at once because of a hand-over. (A leader cut off
-// from the API server stops within RenewDeadline, while a standby may start
-// after LeaseDuration: handlers should return promptly once their context is
-// cancelled, as always.)
+// holder of the Lease runs workers. The leader steps down the moment a read
+// of the Lease shows another holder or RenewDeadline passes since its last
+// renewal: no call starts from then on, the calls in flight have their
+// context cancelled, and once they have returned Run returns an error
+// wrapping ErrLeaderElectionLost. When Run's context is cancelled, the
+// leader stops its workers, waits for its calls, and only then releases the
+// Lease, so two replicas never dispatch at once because of a hand-over. The
+// package documentation ("Running in production") states the guarantee:
+// handlers should return promptly once their context is cancelled, as
+// always.
 func WithLeaderElection(le LeaderElection) Option {
 	return func(o *options) {
 		cfg := le
@@ -85,9 +89,7 @@ func WithLeaderElection(le LeaderElection) Option {
 		if cfg.Namespace == "" || cfg.Name == "" {
 			errs = append(errs, fmt.Errorf("the Lease needs a namespace and a name, got %q/%q", cfg.Namespace, cfg.Name))
 		}
-		if _, err := cfg.electorConfig(nil, leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {},
-		}); err != nil && len(errs) == 0 {
+		if _, err := cfg.newHolder(nil, logr.Discard(), nil); err != nil && len(errs) == 0 {
 			errs = append(errs, err)
 		}
 		if len(errs) > 0 {
@@ -98,81 +100,22 @@ func WithLeaderElection(le LeaderElection) Option {
 	}
 }
 
-// electorConfig returns the client-go configuration for lock and callbacks,
-// validated.
-func (le *LeaderElection) electorConfig(lock resourcelock.Interface, callbacks leaderelection.LeaderCallbacks) (leaderelection.LeaderElectionConfig, error) {
-	if lock == nil {
-		lock = &resourcelock.LeaseLock{LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity}}
-	}
-	cfg := leaderelection.LeaderElectionConfig{
-		Lock:          lock,
-		LeaseDuration: le.LeaseDuration,
-		RenewDeadline: le.RenewDeadline,
-		RetryPeriod:   le.RetryPeriod,
-		Callbacks:     callbacks,
-		// Released by lead (run.go) itself, after the workers stopped.
-		ReleaseOnCancel: !le.KeepLeaseOnCancel,
-		Name:            le.Namespace + "/" + le.Name,
-	}
-	_, err := leaderelection.NewLeaderElector(cfg)
-	return cfg, err
-}
-
-// observedLock is the Lease lock, remembering when the API server last
-// answered about it: a standby that hears from it is a healthy standby.
-type observedLock struct {
-	resourcelock.Interface
-	clock       interface{ Now() time.Time }
-	lastContact atomic.Int64 // UnixNano
-}
-
-func (l *observedLock) observe(err error) {
-	if err == nil {
-		l.lastContact.Store(l.clock.Now().UnixNano())
-	}
-}
-
-func (l *observedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
-	r, raw, err := l.Interface.Get(ctx)
-	// NotFound is an answer too: nobody leads yet.
-	if err == nil || isNotFound(err) {
-		l.observe(nil)
-	}
-	return r, raw, err
-}
-
-func (l *observedLock) Create(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
-	err := l.Interface.Create(ctx, r)
-	l.observe(err)
-	return err
-}
-
-func (l *observedLock) Update(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
-	err := l.Interface.Update(ctx, r)
-	l.observe(err)
-	return err
-}
-
-// newObservedLock returns the Lease lock of le.
-func newObservedLock(le *LeaderElection, c interface{ Now() time.Time }) *observedLock {
-	return &observedLock{
-		Interface: &resourcelock.LeaseLock{
+// newHolder returns the lease.Holder of le for one Run: the Lease, held
+// through client-go's elector, with the step-down rule of package lease.
+// onStepDown runs the moment the term ends.
+func (le *LeaderElection) newHolder(c clock.Clock, logger logr.Logger, onStepDown func(string)) (*lease.Holder, error) {
+	return lease.New(lease.Config{
+		Lock: &resourcelock.LeaseLock{
 			LeaseMeta:  metav1.ObjectMeta{Namespace: le.Namespace, Name: le.Name},
 			Client:     le.Client,
 			LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity},
 		},
-		clock: c,
-	}
+		Name:          le.Namespace + "/" + le.Name,
+		LeaseDuration: le.LeaseDuration,
+		RenewDeadline: le.RenewDeadline,
+		RetryPeriod:   le.RetryPeriod,
+		Clock:         c,
+		OnStepDown:    onStepDown,
+		Logger:        logger,
+	})
 }
-
-// since returns how long ago the API server last answered about the lease,
-// or false if it never has.
-func (l *observedLock) since() (time.Duration, bool) {
-	t := l.lastContact.Load()
-	if t == 0 {
-		return 0, false
-	}
-	return l.clock.Now().Sub(time.Unix(0, t)), true
-}
-
-func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

@@ -10,7 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // families is a registry's metrics, read back by name and labels.
@@ -100,7 +100,7 @@ func TestMetrics(t *testing.T) {
 	reg, gather := newRegistry()
 	loop := kubehandler.NewEventLoop("metrics", fastRetries(), kubehandler.WithMetrics(reg))
 	loop.Register(h)
-	looptest.Start(t, loop, 1)
+	kubehandlertest.Start(t, loop, 1)
 
 	f.source.Create(configMap("ns", "ok", "1"))
 	eventually(t, "add of ok dispatched", func() bool { return len(h.Calls()) == 1 })
@@ -152,7 +152,7 @@ func TestMetricsSharedRegistry(t *testing.T) {
 		loops = append(loops, q)
 	}
 	for _, q := range loops {
-		r := looptest.Start(t, q, 1)
+		r := kubehandlertest.Start(t, q, 1)
 		eventually(t, "dispatched", func() bool { return q.Length() == 0 })
 		if err := r.Stop(); err != nil {
 			t.Fatal(err)
@@ -171,7 +171,7 @@ func TestNoMetricsByDefault(t *testing.T) {
 	q := kubehandler.NewWorkQueue("quiet")
 	q.RegisterAddHandler("k", func(context.Context, string, string) error { return nil })
 	q.EnqueueAdd("k", "ns/a")
-	r := looptest.Start(t, q, 1)
+	r := kubehandlertest.Start(t, q, 1)
 	eventually(t, "dispatched", func() bool { return q.Length() == 0 })
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)

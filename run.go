@@ -12,9 +12,10 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+
+	"github.com/kubehandler/kubehandler/internal/lease"
 )
 
 // The lifecycle of a Run, top to bottom in this file:
@@ -92,8 +93,11 @@ type runner struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	phase phase         // guarded by q.mu
-	lease *observedLock // with leader election; nil without
+	phase phase // guarded by q.mu
+	// lease holds the Lease with leader election (nil without): workers
+	// ask it before each call (get), and it ends the term (stepDown).
+	lease    *lease.Holder
+	leaseErr error // making lease failed; lead returns it
 
 	workers  sync.WaitGroup
 	stopOnce sync.Once
@@ -135,6 +139,9 @@ func (q *workQueue) claim(ctx context.Context, threadiness int) (*runner, error)
 	}
 	r := newRunner(ctx, q, threadiness)
 	q.active = r
+	if q.debugged {
+		r.ready.recordTimesLocked()
+	}
 	for _, e := range q.entries {
 		if !e.events.empty() {
 			r.ready.addLocked(e)
@@ -158,7 +165,7 @@ func newRunner(ctx context.Context, q *workQueue, threadiness int) *runner {
 	}
 	r.ctx, r.cancel = context.WithCancel(klog.NewContext(ctx, logger))
 	if le := q.opts.leaderElection; le != nil {
-		r.lease = newObservedLock(le, q.opts.clock)
+		r.lease, r.leaseErr = le.newHolder(q.opts.clock, logger, r.stepDown)
 	}
 	return r
 }
@@ -350,50 +357,42 @@ func (r *runner) drainTimeoutError(d time.Duration) error {
 	return fmt.Errorf("kubehandler: queue %q: %w (%s): %s", r.q.name, ErrDrainTimeout, d, strings.Join(running, ", "))
 }
 
-// lead is runWorkers with leader election: it runs client-go's elector on
-// the Lease and, while this replica leads, the workers. The caches have
-// synced; until it leads, the replica is a standby that keeps its queue.
+// lead is runWorkers with leader election: it campaigns for the Lease and,
+// while this replica holds it, runs the workers. The caches have synced;
+// until it leads, the replica is a standby that keeps its queue.
+//
+// The term ends (r.lease.Done) the moment a read of the Lease shows another
+// holder or the renew deadline passes since the last renewal; stepDown then
+// stops the dispatch at once, and the workers ask the lease before each
+// call besides (get). Then lead waits for the calls in flight, and only
+// then releases the Lease, if they all returned and it is still ours.
+// Cancelling Run's context does the same, except that the Lease is kept
+// with KeepLeaseOnCancel; while the calls drain the elector goes on
+// renewing, so no standby takes over before they returned.
 func (r *runner) lead() error {
+	if r.leaseErr != nil {
+		return fmt.Errorf("kubehandler: queue %q: %w", r.q.name, r.leaseErr)
+	}
 	r.setPhase(phaseStandby)
 	le := r.q.opts.leaderElection
-	started := make(chan struct{})
-	cfg, err := le.electorConfig(r.lease, leaderelection.LeaderCallbacks{
-		// client-go calls this in a goroutine of its own, which returns at
-		// once: the workers start here, in lead.
-		OnStartedLeading: func(context.Context) { close(started) },
-		OnStoppedLeading: func() {},
-	})
-	if err != nil {
-		return fmt.Errorf("kubehandler: queue %q: %w", r.q.name, err)
-	}
-	elector, err := leaderelection.NewLeaderElector(cfg)
-	if err != nil {
-		return fmt.Errorf("kubehandler: queue %q: %w", r.q.name, err)
-	}
-	// The elector gets a context of its own, cancelled only once the
-	// workers have stopped: it releases the lease when it ends, and must not
-	// do so while calls are still in flight.
-	electorCtx, cancelElector := context.WithCancel(context.WithoutCancel(r.ctx))
-	electorDone := make(chan struct{})
-	go func() {
-		defer close(electorDone)
-		elector.Run(electorCtx)
-	}()
-	defer func() {
-		cancelElector()
-		<-electorDone
-	}()
-	logger := r.logger.WithValues("lease", cfg.Name, "identity", le.Identity)
-	logger.V(2).Info("Standing by for the lease")
+	h := r.lease
+	// The Lease is released without the Run's context, which is cancelled
+	// by then.
+	stopCtx := context.WithoutCancel(r.ctx)
+	h.Start(r.ctx)
+	r.logger.V(2).Info("Standing by for the lease", "lease", le.Namespace+"/"+le.Name, "identity", le.Identity)
 
 	select {
 	case <-r.ctx.Done():
+		// Never dispatched: nothing to drain.
+		h.Stop(stopCtx, !le.KeepLeaseOnCancel)
 		return r.stopErr
-	case <-electorDone:
+	case <-h.Done():
+		h.Stop(stopCtx, false)
 		return fmt.Errorf("kubehandler: queue %q: %w before leading", r.q.name, ErrLeaderElectionLost)
-	case <-started:
+	case <-h.Acquired():
 	}
-	logger.Info("Leading: starting workers", "count", r.threadiness)
+	r.logger.Info("Leading: starting workers", "count", r.threadiness)
 	// What the standby queued is the new leader's initial list (promise 9).
 	r.ready.demoteAll(r.q.entries)
 	r.setLeading(true)
@@ -401,16 +400,39 @@ func (r *runner) lead() error {
 	lost := false
 	select {
 	case <-r.ctx.Done():
-	case <-electorDone:
-		lost = true
-		logger.Info("Lost the lease: stopping workers")
+	case <-h.Done():
 	}
-	err = r.stopWorkers()
+	select {
+	case <-h.Done():
+		lost = true
+		r.logger.Info("Lost the lease: waiting for the calls in flight", "reason", h.Reason())
+	default:
+	}
+	err := r.stopWorkers()
 	r.setLeading(false)
+	drained := !errors.Is(err, ErrDrainTimeout)
+	h.Stop(stopCtx, drained && (lost || !le.KeepLeaseOnCancel))
 	if lost {
-		return errors.Join(fmt.Errorf("kubehandler: queue %q: %w", r.q.name, ErrLeaderElectionLost), err)
+		return errors.Join(fmt.Errorf("kubehandler: queue %q: %w (%s)", r.q.name, ErrLeaderElectionLost, h.Reason()), err)
 	}
 	return err
+}
+
+// stepDown is the lease's OnStepDown: the term ended, so no call starts from
+// now on (the entry queue shuts down: workers get nothing more), and the
+// calls in flight have their context cancelled. It runs in the goroutine
+// that found out, before the lease says so anywhere else.
+func (r *runner) stepDown(string) {
+	r.q.mu.Lock()
+	r.ready.shutDownLocked()
+	if r.phase == phaseDispatching {
+		r.phase = phaseStandby
+	}
+	r.q.mu.Unlock()
+	r.cancel()
+	if r.q.metrics != nil {
+		r.q.metrics.leader.WithLabelValues(r.q.name).Set(0)
+	}
 }
 
 // setLeading records whether this replica leads (and dispatches), in the

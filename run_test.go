@@ -12,7 +12,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // WithDrainTimeout: Run returns after the timeout with an error naming the
@@ -37,7 +37,7 @@ func TestDrainTimeout(t *testing.T) {
 		return nil
 	})
 	q.EnqueueAdd("k", "ns/stuck")
-	r := looptest.Start(t, q, 2)
+	r := kubehandlertest.Start(t, q, 2)
 	<-entered
 	r.Cancel()
 	// Step the clock until the drain timer, set once Run starts stopping,
@@ -58,7 +58,7 @@ func TestDrainTimeout(t *testing.T) {
 	// A new event for the stuck key while a second Run runs: held until the
 	// stuck call returns.
 	q.EnqueueAdd("k", "ns/stuck")
-	r2 := looptest.Start(t, q, 2)
+	r2 := kubehandlertest.Start(t, q, 2)
 	q.EnqueueAdd("k", "ns/other")
 	eventually(t, "other key dispatched", func() bool { return calls.Load() == 2 })
 	if q.Length() != 1 {
@@ -113,7 +113,7 @@ func TestSecondConcurrentRunFails(t *testing.T) {
 	loop := kubehandler.NewEventLoop("twice")
 	h := newRecorder(f.informer, "cm")
 	loop.Register(h)
-	r := looptest.Start(t, loop, 1)
+	r := kubehandlertest.Start(t, loop, 1)
 	f.source.Create(configMap("ns", "a", "1"))
 	eventually(t, "first Run dispatching", func() bool { return len(h.Calls()) == 1 })
 	if err := loop.Run(t.Context(), 1); err == nil || !contains(err.Error(), "already running") {
@@ -125,7 +125,7 @@ func TestSecondConcurrentRunFails(t *testing.T) {
 	// Once the first Run has returned, the loop may run again, and events
 	// that arrived in between are dispatched.
 	f.source.Update(configMap("ns", "a", "2"))
-	r = looptest.Start(t, loop, 1)
+	r = kubehandlertest.Start(t, loop, 1)
 	eventually(t, "second Run dispatching", func() bool { return len(h.Calls()) >= 2 })
 	if err := r.Stop(); err != nil {
 		t.Fatalf("Run after Run = %v", err)

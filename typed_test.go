@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // typedCall is one call of a TypedHandler's function.
@@ -121,7 +121,7 @@ func TestTypedHandlerOnEventLoop(t *testing.T) {
 			h := kind.handler(&kubehandler.DefaultHandler{Informer: f.informer, Name: "cm"}, calls)
 			loop := kubehandler.NewEventLoop("typed")
 			loop.Register(h)
-			looptest.Start(t, loop, 2)
+			kubehandlertest.Start(t, loop, 2)
 
 			f.source.Create(kind.make("ns", "a", "1"))
 			f.source.Create(kind.make("ns", "b", "1"))
@@ -284,7 +284,7 @@ func TestTypedHandlerBareKeys(t *testing.T) {
 	q.RegisterDeleteHandler("cm", h.DeleteFunc)
 	q.EnqueueAdd("cm", "ns/cm")
 	q.EnqueueAdd("cm", "ns/gone")
-	looptest.Start(t, q, 1)
+	kubehandlertest.Start(t, q, 1)
 	eventually(t, "adds handled", func() bool { return gather().calls("bare", "cm", "add", "success") == 2 })
 	q.EnqueueDelete("cm", cache.ObjectName{Namespace: "ns", Name: "cm"})
 	eventually(t, "delete handled", func() bool { return gather().calls("bare", "cm", "delete", "terminal") == 1 })
@@ -421,7 +421,7 @@ func TestCachedObjectsAreNotMutated(t *testing.T) {
 			loop := kubehandler.NewEventLoop("deepcopy", fastRetries())
 			loop.Register(c)
 			loop.Register(kind.handler(&kubehandler.DefaultHandler{Informer: f.informer, Name: "typed"}, standaloneCalls))
-			looptest.Start(t, loop, 2)
+			kubehandlertest.Start(t, loop, 2)
 
 			names := []string{"a", "b", "c"}
 			for _, n := range names {

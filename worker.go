@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -13,7 +14,8 @@ import (
 // The worker loop, in the order its steps run for one entry:
 //
 //	get       take the next entry from the entry queue and pop the event it
-//	          dispatches now
+//	          dispatches now (with leader election, only while the Lease is
+//	          held)
 //	dispatch  find the handler; defer a superseded event (superseded.go)
 //	call      run the handler, panics and overruns turned into errors
 //	settle    decide what the result asks: forget, requeue, retry, stop
@@ -22,7 +24,8 @@ import (
 //	          requeue it through client-go's queues if asked
 //
 // As with client-go's queue: Get, then Done (here get and done, each under
-// one lock), Forget on success, AddRateLimited on error, AddAfter for
+// one lock), Forget on success, AddAfter with the rate limiter's delay on
+// error (AddRateLimited, with the delay recorded), AddAfter for
 // RequeueAfter.
 
 // worker is worker i: it dispatches entries until the queue shuts down. It
@@ -32,6 +35,11 @@ func (r *runner) worker(i int) (err error) {
 	for {
 		e, s, merged, shutdown := r.get(i)
 		if shutdown {
+			if r.lease != nil {
+				// If get refused because the term lapsed, end it now
+				// (stepDown) rather than when the deadline's timer runs.
+				r.lease.Check()
+			}
 			return nil
 		}
 		var o outcome
@@ -56,6 +64,15 @@ func (r *runner) get(i int) (e *entry, s stage, merged, shutdown bool) {
 	if shutdown {
 		return nil, stage{}, false, true
 	}
+	if r.lease != nil && !r.lease.Held() {
+		// With leader election, a call starts only within the term: after
+		// a freeze, the renew deadline may have passed before anything
+		// else ran. Leave the entry as it is for the next Run; this one
+		// is over.
+		e.processing = false
+		r.ready.shutDownLocked()
+		return nil, stage{}, false, true
+	}
 	merged, e.merged = e.merged, false
 	if !e.events.empty() {
 		var more bool
@@ -67,7 +84,7 @@ func (r *runner) get(i int) (e *entry, s stage, merged, shutdown bool) {
 			q.waiting--
 		}
 	}
-	r.ready.startCall(i, e)
+	r.ready.startCall(i, e, s.typ)
 	return e, s, merged, false
 }
 
@@ -182,26 +199,35 @@ func (r *runner) settle(ctx context.Context, e *entry, s stage, err error) (outc
 			utilruntime.HandleErrorWithContext(ctx, err, "Handler failed; will retry", "retries", retries)
 		}
 		e.retries++
-		return outcome{putBack: true, ev: s, limited: true}, result
+		// The rate limiter's delay is asked here, as AddRateLimited would
+		// ask it, so that the failure can say when the retry is due.
+		after := r.q.opts.rateLimiter.When(e.key)
+		f := &failure{err: truncate(err.Error(), maxErrorText), typ: s.typ, retries: e.retries,
+			due: r.q.opts.clock.Now().Add(after)}
+		return outcome{putBack: true, ev: s, limited: true, after: after, failure: f}, result
 	}
 }
 
-// forget resets e's retries and its backoff in the rate limiter. A key that
-// never failed has nothing in the limiter, which spares the common case the
-// limiter's lock.
+// forget resets e's retries and its backoff in the rate limiter, and drops
+// its last failure. A key that never failed has nothing in the limiter and
+// no failure, which spares the common case both locks.
 func (r *runner) forget(e *entry) {
 	if e.retries > 0 {
 		r.delays.Forget(e)
 		e.retries = 0
+		r.q.mu.Lock()
+		e.failure = nil
+		r.q.mu.Unlock()
 	}
 }
 
 // outcome is what a call's result asks of the queue.
 type outcome struct {
-	putBack  bool  // return the event to the entry, in front of newer ones
-	ev       stage // the event, when putBack
-	release  bool  // a delete was handled: retire the entry if idle
-	limited  bool  // requeue through the rate limiter
+	putBack  bool     // return the event to the entry, in front of newer ones
+	ev       stage    // the event, when putBack
+	release  bool     // a delete was handled: retire the entry if idle
+	limited  bool     // a retry: requeue after after, the rate limiter's delay
+	failure  *failure // when limited: the key's failure, for DebugHandler
 	after    time.Duration
 	requeued bool // requeue after after
 }
@@ -220,6 +246,9 @@ func (r *runner) done(i int, e *entry, o outcome) {
 		}
 		e.lane = min(e.lane, e.callLane) // the higher: highLane is 0
 		e.events.unpop(o.ev)
+		if o.limited {
+			e.failure = o.failure
+		}
 	}
 	if e.events.empty() && !e.removed && (o.release || retireIdle && !e.dirty && e.retries == 0) {
 		// Retire the entry: a delete was handled, or the key has nothing
@@ -241,10 +270,24 @@ func (r *runner) done(i int, e *entry, o outcome) {
 		}
 	}
 	q.mu.Unlock()
-	switch {
-	case o.limited:
-		r.delays.AddRateLimited(e)
-	case o.requeued:
+	if o.limited || o.requeued {
 		r.delays.AddAfter(e, o.after)
 	}
+}
+
+// maxErrorText bounds the error text kept of a key's last failure.
+const maxErrorText = 1024
+
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut
+// with an ellipsis.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // WithHandlerTimeout: the call's context has a deadline; a call that
@@ -32,7 +32,7 @@ func TestHandlerTimeout(t *testing.T) {
 		return nil
 	})
 	q.EnqueueAdd("k", "ns/a")
-	looptest.Start(t, q, 1)
+	kubehandlertest.Start(t, q, 1)
 	eventually(t, "retried after the timeout", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 2 })
 	eventually(t, "metrics", func() bool {
 		g := gather()

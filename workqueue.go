@@ -76,6 +76,9 @@ type workQueue struct {
 	// state; where that Run stands is active.phase.
 	active *runner
 	synced []cache.InformerSynced
+	// debugged is set once a DebugHandler of the queue exists: Runs then
+	// record when entries are queued and calls start (debug.go).
+	debugged bool
 
 	kindsMu sync.Mutex                               // serialises writers of kinds
 	kinds   atomic.Pointer[map[string]*kindHandlers] // copied on write; read on every dispatch

@@ -8,7 +8,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // WorkQueue works standalone, as in v2: an event enqueued before Run waits
@@ -35,7 +35,7 @@ func TestWorkQueueStandalone(t *testing.T) {
 	synced := false
 	q.AddSynced(func() bool { mu.Lock(); defer mu.Unlock(); synced = true; return true })
 
-	looptest.Start(t, q, 2)
+	kubehandlertest.Start(t, q, 2)
 	eventually(t, "add dispatched", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
 	q.EnqueueUpdate("Deployment", cache.ExplicitKey("ns/web"))
 	eventually(t, "update dispatched", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
@@ -79,7 +79,7 @@ func TestWorkQueueKeys(t *testing.T) {
 	if n := q.Length(); n != 2 {
 		t.Fatalf("Length() = %d, want 2", n)
 	}
-	looptest.Start(t, q, 1)
+	kubehandlertest.Start(t, q, 1)
 	eventually(t, "dispatched", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
 	mu.Lock()
 	defer mu.Unlock()

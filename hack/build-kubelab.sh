@@ -21,7 +21,7 @@ ldflags+=" -X k8s.io/component-base/version.gitMajor=${KUBE_MAJOR}"
 ldflags+=" -X k8s.io/component-base/version.gitMinor=${KUBE_MINOR}"
 
 mkdir -p "$(dirname "${OUT}")"
-# One build at a time: test packages running in parallel (internal/kubelabtest)
+# One build at a time: test packages running in parallel (kubelabtest)
 # take the same lock.
 exec 9>"${OUT}.lock"
 flock 9

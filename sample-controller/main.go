@@ -49,6 +49,7 @@ type flags struct {
 	handlerTimeout  time.Duration
 	drainTimeout    time.Duration
 	livenessTimeout time.Duration
+	debugEndpoint   bool
 
 	leaderElect   bool
 	leaseName     string
@@ -69,6 +70,7 @@ func main() {
 	flag.DurationVar(&f.handlerTimeout, "handler-timeout", time.Minute, "Deadline of one handler call; a call that overruns is retried. 0: none.")
 	flag.DurationVar(&f.drainTimeout, "drain-timeout", 25*time.Second, "On shutdown, how long to wait for the calls in flight. 0: as long as they take.")
 	flag.DurationVar(&f.livenessTimeout, "liveness-timeout", 5*time.Minute, "/healthz fails while a handler call has run longer than this. 0: never.")
+	flag.BoolVar(&f.debugEndpoint, "debug-endpoint", false, "Serve kubehandler's debug view (keys waiting, calls in flight, failing keys with their errors) at /debug/kubehandler on the probe port. Off by default: error texts may carry sensitive details, and the port is unauthenticated.")
 	flag.BoolVar(&f.leaderElect, "leader-elect", false, "Elect a leader among replicas on a Lease: only the leader acts; the others keep their caches warm to take over.")
 	flag.StringVar(&f.leaseName, "leader-elect-resource-name", controller.Name, "Name of the Lease.")
 	flag.StringVar(&f.leaseNS, "leader-elect-resource-namespace", "", "Namespace of the Lease; in a Pod, its namespace by default.")
@@ -100,6 +102,9 @@ func main() {
 
 func run(ctx context.Context, f flags) error {
 	logger := klog.FromContext(ctx)
+	if f.debugEndpoint && f.probeAddr == "0" {
+		return errors.New("--debug-endpoint is served on the probe port: it needs --health-probe-bind-address")
+	}
 	cfg, err := restConfig(f)
 	if err != nil {
 		return err
@@ -192,6 +197,9 @@ func run(ctx context.Context, f flags) error {
 	probes := http.NewServeMux()
 	probes.Handle("/healthz", kubehandler.ProbeHandler(ctl.Liveness))
 	probes.Handle("/readyz", kubehandler.ProbeHandler(ctl.Readiness))
+	if f.debugEndpoint {
+		probes.Handle("/debug/kubehandler", ctl.DebugHandler())
+	}
 	if err := serve("health probes", f.probeAddr, probes); err != nil {
 		return err
 	}

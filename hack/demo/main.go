@@ -19,7 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/memsource"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // ConfigMapHandler logs what it is called with.
@@ -51,7 +51,7 @@ func main() {
 	defer stop()
 	fmt.Println("A kubehandler EventLoop over in-memory ConfigMaps; Ctrl-C stops it.")
 
-	source := memsource.New(func() runtime.Object { return &corev1.ConfigMapList{} })
+	source := kubehandlertest.NewSource(func() runtime.Object { return &corev1.ConfigMapList{} })
 	informer := cache.NewSharedIndexInformer(source, &corev1.ConfigMap{}, 0, cache.Indexers{})
 	loop := kubehandler.NewEventLoop("demo")
 	loop.Register(&ConfigMapHandler{DefaultHandler: kubehandler.DefaultHandler{Informer: informer, Name: "configmaps"}})
@@ -66,7 +66,7 @@ func main() {
 }
 
 // produce creates, updates and deletes a few ConfigMaps until ctx ends.
-func produce(ctx context.Context, s *memsource.Source) {
+func produce(ctx context.Context, s *kubehandlertest.Source) {
 	for i := 0; ; i++ {
 		name := fmt.Sprintf("demo-%d", rand.IntN(3))
 		cm := &corev1.ConfigMap{

@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	kubelab [--dir DIR] [--controller-manager]
+//	kubelab [--dir DIR] [--controller-manager] [--feature-gates NAME=BOOL,...]
 //
 // Once the apiserver is ready, kubelab writes one line to stdout,
 //
@@ -18,7 +18,9 @@
 // user in the group system:masters. Without --dir, DIR is a new temporary
 // directory, removed on exit; a given --dir is created if missing and kept.
 // The apiserver listens on a port the kernel picked, so several labs can run
-// at once.
+// at once. --feature-gates is passed to kube-apiserver as its --feature-gates
+// (for example ShardedListAndWatch=true, for server-side shard selectors);
+// without it the apiserver runs with its default gates.
 //
 // # Files in DIR
 //

@@ -16,7 +16,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/cascade"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // runLoop runs h on a loop, with factory, until the test ends.
@@ -24,7 +24,7 @@ func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory,
 	t.Helper()
 	loop := kubehandler.NewEventLoop("cascade-test")
 	loop.Register(h)
-	looptest.Start(t, loop, 2, factory)
+	kubehandlertest.Start(t, loop, 2, factory)
 }
 
 // configMapNames returns the "ns/name" of every ConfigMap client has.

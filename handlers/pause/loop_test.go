@@ -20,8 +20,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/pause"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // TestThroughLoop runs the wrapper on an EventLoop over a fake dynamic
@@ -38,7 +37,7 @@ func TestThroughLoop(t *testing.T) {
 		map[schema.GroupVersionResource]string{widgets: "WidgetList"}, live, held)
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
 	informer := factory.ForResource(widgets).Informer()
-	next := recorder.New(informer, "widgets")
+	next := kubehandlertest.NewRecorder(t, informer, "widgets")
 	h, err := pause.New(next, label, pause.DynamicPatch(client, widgets))
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +121,7 @@ func TestDeleteEventThroughLoop(t *testing.T) {
 				map[schema.GroupVersionResource]string{widgets: "WidgetList"}, held)
 			factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
 			informer := factory.ForResource(widgets).Informer()
-			next := recorder.New(informer, "widgets")
+			next := kubehandlertest.NewRecorder(t, informer, "widgets")
 			h, err := pause.New(next, label, pause.DynamicPatch(client, widgets), tt.opts...)
 			if err != nil {
 				t.Fatal(err)
@@ -210,5 +209,5 @@ func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory,
 	t.Helper()
 	loop := kubehandler.NewEventLoop("pause-test")
 	loop.Register(h)
-	looptest.Start(t, loop, 2, factory)
+	kubehandlertest.Start(t, loop, 2, factory)
 }

@@ -19,8 +19,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 // A three-step chain on Widgets, a custom resource watched through a
@@ -131,7 +131,7 @@ func TestChainOnWidgets(t *testing.T) {
 	loop := kubehandler.NewEventLoop("chain-widgets", kubehandler.WithRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[kubehandler.Key](5*time.Millisecond, time.Second)))
 	loop.Register(chain)
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 
 	w := &unstructured.Unstructured{}
 	w.SetAPIVersion("test.kubehandler.dev/v1")

@@ -22,9 +22,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
-	"github.com/kubehandler/kubehandler/internal/looptest"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 var widgets = schema.GroupVersionResource{Group: "test.kubehandler.dev", Version: "v1", Resource: "widgets"}
@@ -111,14 +110,14 @@ func TestThousandConfigMapsConcurrently(t *testing.T) {
 	ns := lab.Namespace(t)
 	ctx := t.Context()
 
-	h := recorder.New(configMapInformer(t, client, ns), "configmaps")
+	h := kubehandlertest.NewRecorder(t, configMapInformer(t, client, ns), "configmaps")
 	h.Fn = func(context.Context, kubehandler.Event) error {
 		time.Sleep(200 * time.Microsecond) // long enough for overlaps to show
 		return nil
 	}
 	loop := kubehandler.NewEventLoop("thousand")
 	loop.Register(h)
-	looptest.Start(t, loop, 8)
+	kubehandlertest.Start(t, loop, 8)
 
 	const writers, perWriter = 10, 100
 	names := make([]string, 0, writers*perWriter)
@@ -186,7 +185,7 @@ func TestConflictsConverge(t *testing.T) {
 
 	var conflicts atomic.Int64
 	var interfered sync.Map
-	h := recorder.New(configMapInformer(t, client, ns), "mirror")
+	h := kubehandlertest.NewRecorder(t, configMapInformer(t, client, ns), "mirror")
 	h.Fn = func(ctx context.Context, ev kubehandler.Event) error {
 		if ev.Type == kubehandler.WorkqueueDeleteEvent {
 			return nil
@@ -216,7 +215,7 @@ func TestConflictsConverge(t *testing.T) {
 	loop := kubehandler.NewEventLoop("conflicts", kubehandler.WithRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[kubehandler.Key](5*time.Millisecond, time.Second)))
 	loop.Register(h)
-	looptest.Start(t, loop, 4)
+	kubehandlertest.Start(t, loop, 4)
 
 	const n = 100
 	for i := range n {
@@ -269,10 +268,10 @@ func TestBrokenWatchRecovers(t *testing.T) {
 	ctx := t.Context()
 	cms := client.CoreV1().ConfigMaps(ns)
 
-	h := recorder.New(configMapInformer(t, client, ns), "configmaps")
+	h := kubehandlertest.NewRecorder(t, configMapInformer(t, client, ns), "configmaps")
 	loop := kubehandler.NewEventLoop("broken-watch")
 	loop.Register(h)
-	looptest.Start(t, loop, 4)
+	kubehandlertest.Start(t, loop, 4)
 
 	const n = 200
 	names := make([]string, n)
@@ -331,16 +330,16 @@ func TestUnstructuredCustomResources(t *testing.T) {
 		factory.Shutdown()
 	})
 
-	h := recorder.New(informer, "widgets")
+	h := kubehandlertest.NewRecorder(t, informer, "widgets")
 	loop := kubehandler.NewEventLoop("widgets")
 	loop.Register(h)
-	looptest.Start(t, loop, 2)
+	kubehandlertest.Start(t, loop, 2)
 	// A second loop on the same informer asks for resyncs: it shows they
 	// happen, so the first one's lack of them means they were dropped.
-	resyncs := recorder.New(informer, "widgets")
+	resyncs := kubehandlertest.NewRecorder(t, informer, "widgets")
 	resyncLoop := kubehandler.NewEventLoop("widgets-resyncs", kubehandler.WithResyncEvents())
 	resyncLoop.Register(resyncs)
-	looptest.Start(t, resyncLoop, 1)
+	kubehandlertest.Start(t, resyncLoop, 1)
 
 	w := &unstructured.Unstructured{}
 	w.SetAPIVersion("test.kubehandler.dev/v1")
@@ -367,7 +366,7 @@ func TestUnstructuredCustomResources(t *testing.T) {
 	})
 	// The informer resyncs every second: wait until the resync loop got two
 	// updates with the final resourceVersion beyond the real one.
-	atFinal := func(r *recorder.Handler) int {
+	atFinal := func(r *kubehandlertest.Recorder) int {
 		n := 0
 		for _, c := range r.CallsFor(key) {
 			if c.Type == kubehandler.WorkqueueUpdateEvent && c.ResourceVersion() == updated.GetResourceVersion() {

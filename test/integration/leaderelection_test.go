@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 // Short lease timings, so that tests of expiry take seconds.
@@ -101,7 +101,7 @@ type replica struct {
 
 func startReplica(t *testing.T, client kubernetes.Interface, ns, name string, c *calls, keep bool) *replica {
 	t.Helper()
-	h := recorder.New(configMapInformer(t, client, ns), "configmaps")
+	h := kubehandlertest.NewRecorder(t, configMapInformer(t, client, ns), "configmaps")
 	h.Fn = c.record(name)
 	loop := kubehandler.NewEventLoop("elected", kubehandler.WithLeaderElection(kubehandler.LeaderElection{
 		Client: client.CoordinationV1(), Namespace: ns, Name: "elected", Identity: name,

@@ -4,9 +4,10 @@ package integration
 
 import (
 	_ "embed"
+	"os"
 	"testing"
 
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 // widgetCRD is a namespaced custom resource with a status subresource, for
@@ -16,5 +17,9 @@ import (
 var widgetCRD []byte
 
 func TestMain(m *testing.M) {
+	if os.Getenv(replicaEnv) != "" {
+		// A child process of the freeze test (replica_test.go).
+		os.Exit(runReplica())
+	}
 	kubelabtest.Main(m, kubelabtest.Options{CRDs: [][]byte{widgetCRD}})
 }

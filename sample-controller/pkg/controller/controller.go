@@ -161,3 +161,11 @@ func (c *Controller) Readiness(req *http.Request) error {
 func (c *Controller) Liveness(req *http.Request) error {
 	return kubehandler.Liveness(c.loop)(req)
 }
+
+// DebugHandler serves kubehandler's debug view of the controller's loop
+// (kubehandler.DebugHandler): keys waiting, calls in flight, failing keys
+// with their last error. Call it only to serve it: from then on the loop
+// records when keys are queued and calls start.
+func (c *Controller) DebugHandler() http.Handler {
+	return kubehandler.DebugHandler(c.loop)
+}

@@ -70,11 +70,11 @@ func applyManifests(ctx context.Context, cfg *rest.Config, files ...string) erro
 	return nil
 }
 
-// writeImpersonatingKubeconfig writes a copy of the lab's kubeconfig whose
-// user acts as user (the API server checks that user's permissions), and
-// returns its path.
-func writeImpersonatingKubeconfig(path, user string) error {
-	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+// writeImpersonatingKubeconfig writes to path a copy of the kubeconfig at
+// from whose user acts as user (the API server checks that user's
+// permissions).
+func writeImpersonatingKubeconfig(from, path, user string) error {
+	cfg, err := clientcmd.LoadFromFile(from)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,9 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -24,7 +21,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubehandler/kubehandler"
 	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
@@ -46,41 +42,6 @@ func newClients(t testing.TB, cfg *rest.Config) clients {
 		foo:     versioned.NewForConfigOrDie(cfg),
 		dynamic: dynamic.NewForConfigOrDie(cfg),
 	}
-}
-
-// installCRD creates the Foo CRD from artifacts/crd.yaml and waits until it
-// is Established. (For two seconds after that, the apiserver delays the first
-// creates of Foos by up to two seconds: harmless to the tests.)
-func installCRD(ctx context.Context, cfg *rest.Config) error {
-	data, err := os.ReadFile("../../artifacts/crd.yaml")
-	if err != nil {
-		return err
-	}
-	crd := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(data, &crd.Object); err != nil {
-		return err
-	}
-	client := dynamic.NewForConfigOrDie(cfg).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := client.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating the CRD: %w", err)
-	}
-	err = pollErr(time.Minute, func() (bool, error) {
-		got, err := client.Get(ctx, crd.GetName(), metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		conditions, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-		for _, c := range conditions {
-			if c, _ := c.(map[string]any); c["type"] == "Established" && c["status"] == "True" {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for the CRD to be established: %w", err)
-	}
-	return nil
 }
 
 // newNamespace creates a namespace for the test, named after it, deleted

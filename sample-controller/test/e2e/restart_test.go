@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubehandler/kubehandler"
 	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 )
 
@@ -30,9 +32,10 @@ type process struct {
 }
 
 // startProcess runs the controller binary built by TestMain against the lab,
-// as the ServiceAccount of artifacts/deploy with its RBAC, and waits until
-// /readyz answers 200. It is killed when the test ends.
-func startProcess(t *testing.T, name string) *process {
+// as the ServiceAccount of artifacts/deploy with its RBAC, with flags added
+// to the usual ones, and waits until /readyz answers 200. It is killed when
+// the test ends.
+func startProcess(t *testing.T, name string, flags ...string) *process {
 	t.Helper()
 	p := &process{
 		exited:    make(chan struct{}),
@@ -58,6 +61,7 @@ func startProcess(t *testing.T, name string) *process {
 		"--leader-elect-renew-deadline=2s",
 		"--leader-elect-retry-period=500ms",
 	)
+	p.cmd.Args = append(p.cmd.Args, flags...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	// The race detector's runtime sleeps a second before exiting, which
 	// would count as shutdown time.
@@ -141,6 +145,10 @@ func TestKillAndRestart(t *testing.T) {
 				t.Errorf("GET %s: no workqueue_depth of queue sample-controller in:\n%s", url, tail(body, 20))
 			}
 		}
+		// The debug endpoint is off unless --debug-endpoint asks for it.
+		if code, _, err := get("http://" + first.probeAddr + "/debug/kubehandler"); err != nil || code != http.StatusNotFound {
+			t.Errorf("GET /debug/kubehandler without --debug-endpoint: %d, %v; want 404", code, err)
+		}
 	})
 
 	const n = 100
@@ -179,9 +187,12 @@ func TestKillAndRestart(t *testing.T) {
 	}
 
 	restarted := time.Now()
-	second := startProcess(t, "second")
+	second := startProcess(t, "second", "--debug-endpoint")
 	waitForAllReady(t, c, ns, n+20, 2*time.Minute)
 	report(t, "restarted: all %d Foos Ready %s after the start", n+20, time.Since(restarted).Round(time.Millisecond))
+	t.Run("debug endpoint", func(t *testing.T) {
+		checkDebugEndpoint(t, "http://"+second.probeAddr+"/debug/kubehandler")
+	})
 
 	stopped := time.Now()
 	if code := second.terminate(t, 30*time.Second); code != 0 {
@@ -195,6 +206,30 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
 		t.Errorf("after a graceful exit the Lease is held by %q, want it released", *h)
+	}
+}
+
+// checkDebugEndpoint checks that url serves the debug view of the
+// controller's loop: its three handlers, dispatching, as JSON and HTML.
+func checkDebugEndpoint(t *testing.T, url string) {
+	code, body, err := get(url + "?format=json")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET %s?format=json: %d, %v", url, code, err)
+	}
+	var rep kubehandler.DebugReport
+	if err := json.Unmarshal([]byte(body), &rep); err != nil {
+		t.Fatalf("decoding the report: %v\n%s", err, body)
+	}
+	var names []string
+	for _, h := range rep.Handlers {
+		names = append(names, h.Name)
+	}
+	if rep.Queue != "sample-controller" || rep.State != "dispatching" || strings.Join(names, ",") != "Deployment,Foo,FooDependents" {
+		t.Errorf("report: queue %q, state %q, handlers %v; want sample-controller, dispatching, [Deployment Foo FooDependents]", rep.Queue, rep.State, names)
+	}
+	code, body, err = get(url)
+	if err != nil || code != http.StatusOK || !strings.Contains(body, "<h2>Handler Foo</h2>") {
+		t.Errorf("GET %s: %d, %v:\n%s", url, code, err, tail(body, 20))
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/cascade"
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 const (

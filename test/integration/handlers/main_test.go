@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
-	"github.com/kubehandler/kubehandler/internal/looptest"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 // projectCRD is the upstream resource: namespaced, with a status
@@ -61,7 +61,7 @@ func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory,
 	for _, h := range handlers {
 		loop.Register(h)
 	}
-	looptest.Start(t, loop, 2, factory)
+	kubehandlertest.Start(t, loop, 2, factory)
 }
 
 // poll waits up to 30 seconds for cond; an error from cond fails the test.

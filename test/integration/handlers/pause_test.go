@@ -18,8 +18,8 @@ import (
 
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/handlers/pause"
-	"github.com/kubehandler/kubehandler/internal/kubelabtest"
-	"github.com/kubehandler/kubehandler/internal/recorder"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
+	"github.com/kubehandler/kubehandler/kubelabtest"
 )
 
 const pauseLabel = "handlers.test.kubehandler.dev/paused"
@@ -105,7 +105,7 @@ func TestPauseLabel(t *testing.T) {
 	ns := lab.Namespace(t)
 	factory := informers(ns)
 	informer := factory.ForResource(projects).Informer()
-	next := recorder.New(informer, "projects")
+	next := kubehandlertest.NewRecorder(t, informer, "projects")
 	h, err := pause.New(next, pauseLabel, pause.DynamicPatch(lab.Dynamic(), projects), pause.WithEventRecorder(eventRecorder(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,9 @@ func TestPauseLabel(t *testing.T) {
 	spy := &callSpy{EventHandler: h}
 	runLoop(t, factory, spy)
 	key := kubehandler.Key{Kind: "projects", Namespace: ns, Name: "p"}
-	labelled := func(c recorder.Call) bool { return pause.IsPaused(c.Object.(*unstructured.Unstructured), pauseLabel) }
+	labelled := func(c kubehandlertest.Call) bool {
+		return pause.IsPaused(c.Object.(*unstructured.Unstructured), pauseLabel)
+	}
 
 	if _, err := lab.Dynamic().Resource(projects).Namespace(ns).Create(t.Context(), newProject(ns, "p"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,7 @@
 // so that the figures are ratios on the same machine at the same moment.
 //
 // Every workload uses a real SharedIndexInformer over an in-memory source of
-// ConfigMaps (internal/memsource) and threadiness 4. The plain loop is the
+// ConfigMaps (kubehandlertest.Source) and threadiness 4. The plain loop is the
 // one client-go's documentation and sample-controller teach: Add the object's
 // cache.ObjectName to a typed rate-limiting workqueue on every informer
 // event; workers Get, handle, Forget (or AddRateLimited on error) and Done. It
@@ -32,7 +32,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubehandler/kubehandler"
-	"github.com/kubehandler/kubehandler/internal/memsource"
+	"github.com/kubehandler/kubehandler/kubehandlertest"
 )
 
 // Threadiness is the number of workers of every loop measured.
@@ -186,11 +186,11 @@ func startPlain(ctx context.Context, informer cache.SharedIndexInformer, handler
 	}
 }
 
-func newSource() *memsource.Source {
-	return memsource.New(func() kruntime.Object { return &corev1.ConfigMapList{} })
+func newSource() *kubehandlertest.Source {
+	return kubehandlertest.NewSource(func() kruntime.Object { return &corev1.ConfigMapList{} })
 }
 
-func newInformer(s *memsource.Source) cache.SharedIndexInformer {
+func newInformer(s *kubehandlertest.Source) cache.SharedIndexInformer {
 	return cache.NewSharedIndexInformer(s, &corev1.ConfigMap{}, 0, cache.Indexers{})
 }
 

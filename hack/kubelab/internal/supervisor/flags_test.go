@@ -19,6 +19,11 @@ func TestParseFlags(t *testing.T) {
 		{name: "dir with equals", args: []string{"--dir=/tmp/x"}, want: Config{Dir: "/tmp/x"}},
 		{name: "controller manager", args: []string{"--controller-manager"}, want: Config{ControllerManager: true}},
 		{name: "both", args: []string{"--controller-manager", "--dir", "d"}, want: Config{Dir: "d", ControllerManager: true}},
+		{name: "feature gates", args: []string{"--feature-gates=ShardedListAndWatch=true"}, want: Config{FeatureGates: "ShardedListAndWatch=true"}},
+		{name: "several feature gates", args: []string{"--feature-gates", "ShardedListAndWatch=true,WatchList=false"}, want: Config{FeatureGates: "ShardedListAndWatch=true,WatchList=false"}},
+		{name: "feature gate without a value", args: []string{"--feature-gates=ShardedListAndWatch"}, wantErr: true},
+		{name: "feature gate with a bad value", args: []string{"--feature-gates=ShardedListAndWatch=yes"}, wantErr: true},
+		{name: "feature gates with an empty pair", args: []string{"--feature-gates=A=true,"}, wantErr: true},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: true},
 		{name: "positional argument", args: []string{"apiserverr"}, wantErr: true},
 	}

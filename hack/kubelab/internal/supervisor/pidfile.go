@@ -12,7 +12,7 @@ import (
 // pid. The supervisor keeps an exclusive flock on it while it runs; the
 // kernel drops the lock when the process dies, however it dies. A directory
 // whose pid file can be locked by someone else is therefore left over from a
-// dead supervisor and may be removed (internal/kubelabtest does so).
+// dead supervisor and may be removed (kubelabtest does so).
 const pidFileName = "kubelab.pid"
 
 // lockPIDFile writes and locks dir/kubelab.pid. The file is locked before it

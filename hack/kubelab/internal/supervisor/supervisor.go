@@ -158,6 +158,9 @@ func Run(c Config, stdout io.Writer) error {
 		// to a minute) before exiting.
 		"--shutdown-watch-termination-grace-period=2s",
 	}
+	if c.FeatureGates != "" {
+		s.apiserverArgs = append(s.apiserverArgs, "--feature-gates="+c.FeatureGates)
+	}
 	s.cmArgs = []string{
 		"--kubeconfig=" + kubeconfig,
 		"--leader-elect=false",

@@ -1,0 +1,430 @@
+// Package lease holds one coordination.k8s.io Lease for one term of
+// leadership, and says the moment its holder must stop dispatching: the rule
+// behind "never two leaders". Everything in this module that holds a Lease
+// goes through it: the root package's WithLeaderElection holds one, sharding
+// holds one per shard slot.
+//
+// A Holder campaigns for its Lease with client-go's leader elector
+// (tools/leaderelection). The elector does the acquire and renew protocol
+// every Kubernetes component uses on a Lease (the record's fields, the
+// optimistic renewal, expiry measured locally by each candidate), and a
+// Holder keeps it for that, so its Leases mean the same to any other tool
+// that reads them. What the elector lacks is what a Holder adds from the
+// outside, through the resourcelock.Interface it hands the elector (every
+// Get, Create and Update the elector makes goes through the Holder):
+//
+//   - an early stop: the term ends the moment a read of the Lease shows
+//     another holder, or the renew deadline passes since the last renewal
+//     that succeeded, measured on the caller's clock. The elector would
+//     keep renewing (and its caller dispatching) until its own renew loop
+//     gives up, a whole renew deadline after the read.
+//   - a late release: the elector runs with ReleaseOnCancel off; Stop
+//     releases the Lease only when the caller says its calls have drained,
+//     and only if the Lease is still this term's, with the resourceVersion
+//     of the record it has just read as a precondition.
+//
+// The elector's own timing (its retries and its renew deadline) runs on the
+// real clock. A Holder's deadline runs on the clock it is given, so a fake
+// clock drives the step-down in tests and a frozen process sees its deadline
+// passed the moment it resumes.
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
+)
+
+// Config configures a Holder.
+type Config struct {
+	// Lock is the Lease, usually a *resourcelock.LeaseLock; its Identity
+	// names this replica. The Holder hands the elector a wrapper of it:
+	// nothing else may use Lock while the Holder runs.
+	Lock resourcelock.Interface
+	// Name names the Lease in logs and client-go's leader election metrics.
+	Name string
+	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's (see
+	// leaderelection.LeaderElectionConfig). RenewDeadline is also the
+	// Holder's own deadline: a term ends once RenewDeadline has passed since
+	// the last renewal that succeeded was sent.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Clock measures the renew deadline and the contact with the API
+	// server. Default: the real clock.
+	Clock clock.Clock
+	// OnStepDown, if set, is called once when the term ends, from the
+	// goroutine that found out (the elector's, inside the read of the
+	// Lease that showed another holder; the deadline's timer; or a caller of
+	// Check), before Done is closed and before the step-down is logged.
+	// It must not block: it is where the caller stops taking work and
+	// cancels the calls in flight.
+	OnStepDown func(reason string)
+	// Logger logs the term: acquired, stepped down, released.
+	Logger logr.Logger
+}
+
+// Holder holds one Lease for one term: from the write that acquires it to
+// the step-down. It is one per Lease, and one per term: a caller holding
+// several Leases (sharding holds one per slot) makes one Holder for each,
+// and makes a new Holder to stand again after a term ended. Its methods are
+// safe for concurrent use; Held and Check are cheap enough to be asked
+// before every call.
+//
+// The life of a Holder:
+//
+//	h, err := lease.New(cfg)
+//	h.Start(ctx)                  // campaign, in the background
+//	<-h.Acquired()                // or <-h.Done(): it ended before leading
+//	for ... { if !h.Check() { break }; start a call }
+//	<-h.Done()                    // or the caller's own reason to stop
+//	stop taking work, cancel the calls, wait for them
+//	h.Stop(drained)               // release the Lease only if drained
+type Holder struct {
+	cfg      Config
+	clock    clock.Clock
+	identity string
+	lock     *lock
+	elector  *leaderelection.LeaderElector
+	logger   logr.Logger
+
+	acquired  chan struct{} // closed when the term begins
+	done      chan struct{} // closed when the term ends
+	quit      chan struct{} // closed by Stop: the deadline's timer returns
+	lastRenew atomic.Pointer[time.Time]
+	stepped   atomic.Bool
+	once      sync.Once // guards the step-down
+	reason    string    // why the term ended; set before done is closed
+
+	cancelElector context.CancelFunc
+	electorDone   chan struct{}
+	timerDone     chan struct{}
+	startOnce     sync.Once
+	stopOnce      sync.Once
+	released      bool
+}
+
+// New returns a Holder of cfg's Lease, checked the way client-go checks an
+// elector's configuration. It starts nothing.
+func New(cfg Config) (*Holder, error) {
+	if cfg.Lock == nil {
+		return nil, errors.New("lease: no Lock")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	h := &Holder{
+		cfg:         cfg,
+		clock:       cfg.Clock,
+		identity:    cfg.Lock.Identity(),
+		logger:      cfg.Logger.WithValues("lease", cfg.Name, "identity", cfg.Lock.Identity()),
+		acquired:    make(chan struct{}),
+		done:        make(chan struct{}),
+		quit:        make(chan struct{}),
+		electorDone: make(chan struct{}),
+		timerDone:   make(chan struct{}),
+	}
+	if h.identity == "" {
+		return nil, errors.New("lease: the Lock has no identity")
+	}
+	h.lock = &lock{Interface: cfg.Lock, h: h}
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:          h.lock,
+		LeaseDuration: cfg.LeaseDuration,
+		RenewDeadline: cfg.RenewDeadline,
+		RetryPeriod:   cfg.RetryPeriod,
+		Callbacks: leaderelection.LeaderCallbacks{
+			// The term begins in the lock, at the write that acquired it.
+			OnStartedLeading: func(context.Context) {},
+			// The elector gave up renewing (its own deadline, on the real
+			// clock): the term is over if the Holder did not end it first.
+			OnStoppedLeading: func() { h.stepDown("the leader elector stopped renewing the lease") },
+		},
+		// Stop releases the Lease, once the caller's calls have drained.
+		ReleaseOnCancel: false,
+		Name:            cfg.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.elector = elector
+	return h, nil
+}
+
+// Start campaigns for the Lease in the background until Stop. ctx gives the
+// elector its logger; cancelling it does not stop the campaign (Stop does),
+// so that a leader whose Run is cancelled keeps renewing while its calls
+// drain and no standby takes over before they returned.
+func (h *Holder) Start(ctx context.Context) {
+	h.startOnce.Do(func() {
+		ctx, h.cancelElector = context.WithCancel(context.WithoutCancel(ctx))
+		go func() {
+			defer close(h.electorDone)
+			h.elector.Run(ctx)
+		}()
+	})
+}
+
+// Acquired is closed when the term begins: the elector's write that made
+// this replica the holder succeeded.
+func (h *Holder) Acquired() <-chan struct{} { return h.acquired }
+
+// Done is closed when the term ends (see Reason), or when the campaign ended
+// before it acquired the Lease.
+func (h *Holder) Done() <-chan struct{} { return h.done }
+
+// Reason says why the term ended; "" while it has not.
+func (h *Holder) Reason() string {
+	select {
+	case <-h.done:
+		return h.reason
+	default:
+		return ""
+	}
+}
+
+// Held reports whether the term is on: acquired, not ended, and renewed
+// within the renew deadline. It only reads; Check also ends the term when
+// the deadline has passed.
+func (h *Holder) Held() bool {
+	if h.stepped.Load() {
+		return false
+	}
+	last := h.lastRenew.Load()
+	return last != nil && h.clock.Since(*last) < h.cfg.RenewDeadline
+}
+
+// Check is Held, and ends the term when it finds the renew deadline passed
+// (before the deadline's timer does, as after a process froze). Callers ask
+// it before each call they start; it must not be called where OnStepDown
+// cannot run.
+func (h *Holder) Check() bool {
+	if h.Held() {
+		return true
+	}
+	if h.lastRenew.Load() != nil {
+		h.stepDown(h.deadlineReason())
+	}
+	return false
+}
+
+func (h *Holder) deadlineReason() string {
+	return fmt.Sprintf("the lease was not renewed within the renew deadline (%s)", h.cfg.RenewDeadline)
+}
+
+// SinceContact returns how long ago the API server last answered about the
+// Lease (a read, even one saying it does not exist yet, or a write), or
+// false if it never has: a standby in touch with its Lease is ready to take
+// over.
+func (h *Holder) SinceContact() (time.Duration, bool) {
+	return h.lock.sinceContact()
+}
+
+// Stop ends the campaign and waits for the elector to return; the term ends
+// too if it had not. Then, if release is true (the caller's calls of the
+// term have all returned, and it wants the Lease given up), it releases the
+// Lease if it is still this replica's: it writes a record without holder,
+// with the resourceVersion of the record it has just read as precondition,
+// so a standby takes over within its retry period instead of the lease
+// duration. Otherwise the Lease is left to expire. Either way it logs what it
+// did, and it reports whether it released the Lease. Stop is idempotent.
+func (h *Holder) Stop(ctx context.Context, release bool) bool {
+	h.stopOnce.Do(func() {
+		h.stepDown("stopped")
+		close(h.quit)
+		if h.cancelElector != nil {
+			h.cancelElector()
+			<-h.electorDone
+		}
+		if h.lastRenew.Load() != nil {
+			<-h.timerDone
+		}
+		if h.lastRenew.Load() == nil {
+			return // never held: nothing to release
+		}
+		if !release {
+			h.logger.Info("Leaving the lease to expire: the calls of the term did not all return, or it is kept")
+			return
+		}
+		h.released = h.release(ctx)
+	})
+	return h.released
+}
+
+// release gives the Lease up if it is still this replica's. A conflict means
+// the Lease changed between the read and the write: read it again.
+func (h *Holder) release(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.RenewDeadline)
+	defer cancel()
+	for {
+		r, _, err := h.lock.Get(ctx)
+		switch {
+		case err != nil:
+			h.logger.Error(err, "Leaving the lease to expire: reading it before the release failed")
+			return false
+		case r.HolderIdentity != h.identity:
+			h.logger.Info("Not releasing the lease: it is no longer ours", "holder", r.HolderIdentity)
+			return false
+		}
+		now := metav1.NewTime(h.clock.Now())
+		err = h.lock.Interface.Update(ctx, resourcelock.LeaderElectionRecord{
+			LeaderTransitions:    r.LeaderTransitions,
+			LeaseDurationSeconds: 1,
+			RenewTime:            now,
+			AcquireTime:          now,
+		})
+		switch {
+		case err == nil:
+			h.lock.observe()
+			h.logger.Info("Released the lease: every call of the term returned")
+			return true
+		case apierrors.IsConflict(err) && ctx.Err() == nil:
+			continue
+		default:
+			h.logger.Error(err, "Leaving the lease to expire: the release failed")
+			return false
+		}
+	}
+}
+
+// renewed records a write that made or kept this replica the holder, sent
+// at sent. The first begins the term.
+func (h *Holder) renewed(sent time.Time) {
+	if h.stepped.Load() {
+		// A renewal that succeeded after the term ended (the elector goes on
+		// until Stop) keeps standbys waiting while the calls drain; it does
+		// not begin a term again.
+		return
+	}
+	first := h.lastRenew.Load() == nil
+	h.lastRenew.Store(&sent)
+	if first {
+		h.logger.Info("Acquired the lease")
+		go h.watchDeadline()
+		close(h.acquired)
+	}
+}
+
+// read records a record of the Lease the elector read: a term ends the
+// moment it shows another holder.
+func (h *Holder) read(r *resourcelock.LeaderElectionRecord) {
+	if r.HolderIdentity == h.identity || h.lastRenew.Load() == nil {
+		return
+	}
+	holder := r.HolderIdentity
+	if holder == "" {
+		holder = "nobody (released)"
+	}
+	h.stepDown("the lease is held by " + holder)
+}
+
+// watchDeadline ends the term once RenewDeadline has passed since the last
+// renewal, on the Holder's clock. It runs from the term's beginning until
+// the term ends or Stop.
+func (h *Holder) watchDeadline() {
+	defer close(h.timerDone)
+	for {
+		wait := h.cfg.RenewDeadline - h.clock.Since(*h.lastRenew.Load())
+		if wait <= 0 {
+			h.stepDown(h.deadlineReason())
+			return
+		}
+		t := h.clock.NewTimer(wait)
+		select {
+		case <-t.C():
+		case <-h.done:
+			t.Stop()
+			return
+		case <-h.quit:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// stepDown ends the term, once: OnStepDown first (the caller stops taking
+// work), then Done, then the log.
+func (h *Holder) stepDown(reason string) {
+	h.once.Do(func() {
+		h.stepped.Store(true)
+		term := h.lastRenew.Load() != nil
+		if term && h.cfg.OnStepDown != nil {
+			h.cfg.OnStepDown(reason)
+		}
+		h.reason = reason
+		close(h.done)
+		if term {
+			h.logger.Info("Stepping down: no new calls", "reason", reason)
+		}
+	})
+}
+
+// lock is the Lease as the elector sees it: every call goes through the
+// Holder, which learns from it when the term begins, is renewed, or must
+// end, and when the API server last answered.
+type lock struct {
+	resourcelock.Interface
+	h           *Holder
+	lastContact atomic.Pointer[time.Time]
+}
+
+func (l *lock) observe() {
+	now := l.h.clock.Now()
+	l.lastContact.Store(&now)
+}
+
+func (l *lock) sinceContact() (time.Duration, bool) {
+	t := l.lastContact.Load()
+	if t == nil {
+		return 0, false
+	}
+	return l.h.clock.Since(*t), true
+}
+
+func (l *lock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	r, raw, err := l.Interface.Get(ctx)
+	switch {
+	case err == nil:
+		l.observe()
+		l.h.read(r)
+	case apierrors.IsNotFound(err):
+		// An answer too: nobody holds it yet.
+		l.observe()
+	}
+	return r, raw, err
+}
+
+func (l *lock) Create(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	sent := l.h.clock.Now()
+	err := l.Interface.Create(ctx, r)
+	l.wrote(r, sent, err)
+	return err
+}
+
+func (l *lock) Update(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	sent := l.h.clock.Now()
+	err := l.Interface.Update(ctx, r)
+	l.wrote(r, sent, err)
+	return err
+}
+
+// wrote records a write of r sent at sent. The renewal counts from when it
+// was sent, not when it was answered: the API server may have stored it,
+// and standbys started counting, at any moment in between.
+func (l *lock) wrote(r resourcelock.LeaderElectionRecord, sent time.Time, err error) {
+	if err != nil {
+		return
+	}
+	l.observe()
+	if r.HolderIdentity == l.h.identity {
+		l.h.renewed(sent)
+	}
+}
