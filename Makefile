@@ -14,6 +14,7 @@ help: ## Show this help
 build: ## Build every package and command
 	$(GO) build ./...
 	cd hack/kubelab && $(GO) build ./...
+	cd hack/bench && $(GO) build ./...
 	cd sample-controller && $(GO) build ./...
 
 .PHONY: verify
@@ -36,6 +37,7 @@ test: verify test-unit test-integration test-e2e ## Run verify and every test ti
 test-unit: ## Unit tests (fake clients, real informers, in-memory sources)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/ -e '/kubelabtest$$' -e /internal/chromiumtest)
 	cd hack/kubelab && $(GO) test -race -count=1 ./internal/...
+	cd hack/bench && $(GO) test -race -count=1 ./...
 	cd sample-controller && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
 
 .PHONY: test-integration
@@ -45,8 +47,8 @@ test-integration: ## Integration tests against a real kube-apiserver and etcd (h
 		KUBELAB_BIN="$$bin" CHROMIUM_BIN="$$chromium" $(GO) test -race -count=1 ./test/... ./kubelabtest ./internal/chromiumtest/...
 
 .PHONY: bench
-bench: ## Print kubehandler beside a plain client-go workqueue loop, same workloads, one run
-	$(GO) run ./hack/bench
+bench: ## Print kubehandler beside a plain client-go workqueue loop and controller-runtime, same workloads, one run
+	cd hack/bench && $(GO) run .
 
 .PHONY: kubelab
 kubelab: ## Start a local control plane to play with (Ctrl-C stops it)

@@ -258,7 +258,7 @@ func (q *workQueue) debugReport(maxKeys int) DebugReport {
 			k := kindOf(s.entry.key.Kind)
 			k.InFlight = append(k.InFlight, c)
 		}
-		for _, e := range r.ready.fifo[r.ready.head:] {
+		for _, e := range r.ready.queuedEntries() {
 			k := kindOf(e.key.Kind)
 			k.Ready++
 			added, known := r.ready.addedAt[e]

@@ -11,7 +11,7 @@ import (
 func BenchmarkDebugReport(b *testing.B) {
 	q := newWorkQueue("bench", nil)
 	for i := range 100_000 {
-		q.enqueue("k", addEvent, fmt.Sprintf("ns/name-%d", i))
+		q.enqueue("k", addEvent, fmt.Sprintf("ns/name-%d", i), highLane)
 	}
 	for b.Loop() {
 		if rep := q.debugReport(DefaultDebugMaxKeys); rep.Depth != 100_000 {

@@ -57,6 +57,39 @@
 //     objects alike; WithResyncEvents delivers them as updates.
 //  8. Names. A handler with an empty name gets its Go type's name. Two
 //     handlers with the same name are an error, not a silent overwrite.
+//  9. Live events first. Events of the informer's initial list (and
+//     resyncs) wait in a low lane; live events are dispatched ahead of them.
+//     A low-lane entry is never starved: past a stated bound it goes first.
+//     On by default; an option turns it off. Promises 1-8 hold in both
+//     settings.
+//
+// # Live events first
+//
+// The queue has two lanes. The low lane holds the adds of an informer's
+// initial list (OnAdd's isInInitialList), resyncs delivered with
+// WithResyncEvents, keys queued with EnqueueBackground, and, with leader
+// election, whatever a replica has queued when it starts leading (the list
+// it starts with). Everything else is live and goes to the high lane: adds,
+// updates and deletes as they happen, Enqueue, and WorkQueue's Enqueue
+// methods. A key's lane is the highest of its pending events': a live update
+// of an object still waiting from the initial list moves it up, and events
+// still merge across lanes (promise 2), one call in flight per key (promise
+// 1). A retry or a RequeueAfter keeps the lane of the event it repeats.
+//
+// The bound: while both lanes have keys waiting, every 8th dispatch takes
+// the low lane's oldest key; so the oldest low-lane key waits for at most 7
+// high-lane dispatches, the low lane keeps at least an eighth of the workers
+// however busy the high lane is, and a live event waits for at most one more
+// call than with the high lane alone. Measured on the bench's backlog
+// (10,000 listed objects, a 1ms handler, 4 workers, live adds at 100/s):
+// live adds are handled within milliseconds instead of after the backlog's
+// 3 seconds, and the list drains as fast as through a FIFO, since the rule
+// costs no work, it only orders it. A share of dispatches rather than an age
+// bound: an age bound would give the whole rest of a long list the first
+// place once it is older than the bound, and live events would wait behind
+// it again, which is the case the lanes are for (this was reasoned, not
+// measured); a share needs no clock read and no timestamp per entry.
+// WithPriorityLanes(false) makes the queue one FIFO, as client-go's.
 //
 // # Inside a handler call
 //
@@ -230,8 +263,11 @@
 // workqueue_longest_running_processor_seconds, labelled by queue name) and
 // kubehandler_handler_calls_total (by queue name, handler, event and result:
 // success, error, requeue, terminal, panic, timeout),
-// kubehandler_handler_duration_seconds and, with leader election,
-// kubehandler_leader. Logs go through klog/v2's contextual
+// kubehandler_handler_duration_seconds, the lanes' kubehandler_queue_depth
+// and kubehandler_queue_wait_seconds (by queue name and priority: high or
+// low; workqueue_depth counts both lanes, and keys that got an event during
+// their call, which the lanes count once the call returns) and, with leader
+// election, kubehandler_leader. Logs go through klog/v2's contextual
 // logging: the logger of Run's context, or WithLogger's.
 package kubehandler
 
@@ -245,8 +281,8 @@ package kubehandler
 //	workqueue.go   workQueue.enqueue: key the object (key.go), merge the
 //	               event into its key's entry (coalesce.go), queue the entry
 //	entryqueue.go  entryQueue: client-go's queue algorithm over entries
-//	               (dirty/processing as flags), the workers' slots, the
-//	               standard workqueue metrics
+//	               (dirty/processing as flags) in two lanes (promise 9),
+//	               the workers' slots, the standard workqueue metrics
 //	worker.go      runner.worker: get -> dispatch -> call -> settle -> done,
 //	               requeues through client-go's delaying and rate-limiting
 //	               queues; superseded.go is the storm deferral dispatch may

@@ -2,7 +2,6 @@ package kubehandler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"k8s.io/client-go/tools/cache"
@@ -17,17 +16,35 @@ import (
 // nothing to sync and Enqueue returns false (the object's own events will
 // come). A WorkQueue kind has no informer: its update carries no object.
 //
+// The update is a live event: it is dispatched ahead of the low lane
+// (promise 9). EnqueueBackground queues it in the low lane instead.
+//
 // It returns an error when ctx is not the context of a handler call, or when
 // no handler of the loop has key.Kind as its name.
 func Enqueue(ctx context.Context, key Key) (bool, error) {
+	return enqueueFromCall(ctx, key, highLane, "Enqueue")
+}
+
+// EnqueueBackground is Enqueue for work that may wait: the update waits in
+// the low lane with the informers' initial lists and resyncs, behind live
+// events (promise 9), as a periodic re-check or a bulk re-sync of owners
+// should. Without lanes (WithPriorityLanes(false)) it is Enqueue. A live
+// event for the key while it waits moves it up.
+func EnqueueBackground(ctx context.Context, key Key) (bool, error) {
+	return enqueueFromCall(ctx, key, lowLane, "EnqueueBackground")
+}
+
+// enqueueFromCall is Enqueue and EnqueueBackground, queueing in lane l; fn
+// names the caller in errors.
+func enqueueFromCall(ctx context.Context, key Key, l lane, fn string) (bool, error) {
 	c, ok := ctx.Value(eventContextKey{}).(*callContext)
 	if !ok {
-		return false, errors.New("kubehandler: Enqueue needs the context of a handler call")
+		return false, fmt.Errorf("kubehandler: %s needs the context of a handler call", fn)
 	}
 	q := c.runner.q
 	k := q.handlersOf(key.Kind)
 	if k == nil {
-		return false, fmt.Errorf("kubehandler: Enqueue: queue %q has no handler named %q", q.name, key.Kind)
+		return false, fmt.Errorf("kubehandler: %s: queue %q has no handler named %q", fn, q.name, key.Kind)
 	}
 	var obj interface{} = cache.ObjectName{Namespace: key.Namespace, Name: key.Name}
 	if k.store != nil {
@@ -37,6 +54,6 @@ func Enqueue(ctx context.Context, key Key) (bool, error) {
 		}
 		obj = cached
 	}
-	q.enqueue(key.Kind, updateEvent, obj)
+	q.enqueue(key.Kind, updateEvent, obj, l)
 	return true, nil
 }

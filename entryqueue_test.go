@@ -18,7 +18,7 @@ import (
 func newTestEntryQueue(t *testing.T, workers int, m *metrics) (*entryQueue, *clocktesting.FakeClock) {
 	t.Helper()
 	clock := clocktesting.NewFakeClock(time.Now())
-	return newEntryQueue(&sync.Mutex{}, clock, workers, m, "eq", true), clock
+	return newEntryQueue(&sync.Mutex{}, clock, workers, m, "eq", true, true), clock
 }
 
 func testEntry(name string) *entry { return &entry{key: Key{Kind: "k", Namespace: "ns", Name: name}} }
@@ -208,7 +208,7 @@ func TestEntryQueueReclaimsItsFront(t *testing.T) {
 	}
 	for i, want := range all {
 		if i == 2000 {
-			if n, size := eq.Len(), len(eq.fifo); n != 1000 || size > 1500 {
+			if n, size := eq.Len(), len(eq.fifos[highLane].items); n != 1000 || size > 1500 {
 				t.Fatalf("after 2000 Gets: Len = %d, slice of %d; want 1000 in at most 1500", n, size)
 			}
 		}

@@ -31,6 +31,12 @@ func newFixture(t *testing.T) *fixture {
 func newFixtureWith(t *testing.T, resync time.Duration, newList func() runtime.Object, example runtime.Object) *fixture {
 	t.Helper()
 	f := &fixture{source: kubehandlertest.NewSource(newList)}
+	f.run(t, resync, example)
+	return f
+}
+
+// run makes f's informer over f.source and runs it until the test ends.
+func (f *fixture) run(t *testing.T, resync time.Duration, example runtime.Object) {
 	f.informer = cache.NewSharedIndexInformer(f.source, example, resync, cache.Indexers{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -39,7 +45,6 @@ func newFixtureWith(t *testing.T, resync time.Duration, newList func() runtime.O
 		cancel()
 		wg.Wait()
 	})
-	return f
 }
 
 func configMap(namespace, name, value string) *corev1.ConfigMap {

@@ -13,21 +13,33 @@ type informerHandler struct {
 }
 
 // OnAdd queues an add; objects of the informer's initial list come this way
-// too.
-func (h *informerHandler) OnAdd(obj interface{}, _ bool) { h.q.enqueue(h.kind, addEvent, obj) }
+// too, and wait in the low lane (promise 9).
+func (h *informerHandler) OnAdd(obj interface{}, isInInitialList bool) {
+	l := highLane
+	if isInInitialList {
+		l = lowLane
+	}
+	h.q.enqueue(h.kind, addEvent, obj, l)
+}
 
 // OnUpdate queues an update, unless it is a resync that is to be dropped
-// (promise 7).
+// (promise 7); a resync that is delivered waits in the low lane (promise 9).
 func (h *informerHandler) OnUpdate(oldObj, newObj interface{}) {
-	if !h.resyncs && isResync(oldObj, newObj) {
-		return
+	l := highLane
+	if isResync(oldObj, newObj) {
+		if !h.resyncs {
+			return
+		}
+		l = lowLane
 	}
-	h.q.enqueue(h.kind, updateEvent, newObj)
+	h.q.enqueue(h.kind, updateEvent, newObj, l)
 }
 
 // OnDelete queues a delete; obj may be a cache.DeletedFinalStateUnknown
 // tombstone, which objectKey unwraps (promise 4).
-func (h *informerHandler) OnDelete(obj interface{}) { h.q.enqueue(h.kind, deleteEvent, obj) }
+func (h *informerHandler) OnDelete(obj interface{}) {
+	h.q.enqueue(h.kind, deleteEvent, obj, highLane)
+}
 
 // isResync reports whether an update is an informer's periodic resync: the
 // object's resourceVersion did not change (promise 7). Objects without a

@@ -41,6 +41,8 @@ type metrics struct {
 	calls                             *prometheus.CounterVec
 	callDuration                      *prometheus.HistogramVec
 	leader                            *prometheus.GaugeVec
+	laneDepth                         *prometheus.GaugeVec     // by name and priority (lane)
+	laneWait                          *prometheus.HistogramVec // by name and priority (lane)
 }
 
 // newMetrics creates the collectors and registers them on reg; when reg
@@ -94,15 +96,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "kubehandler", Name: "leader",
 			Help: "1 while the loop of this name holds its leader election lease, 0 otherwise.",
 		}, []string{"name"}),
+		laneDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kubehandler", Subsystem: "queue", Name: "depth",
+			Help: "Keys queued for dispatch, by queue name and priority lane (high: live events; " +
+				"low: initial list, resyncs, background enqueues).",
+		}, []string{"name", "priority"}),
+		laneWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "kubehandler", Subsystem: "queue", Name: "wait_seconds",
+			Help:    "How long in seconds a key waited in the queue before it was dispatched, by queue name and the priority lane it was dispatched from.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12),
+		}, []string{"name", "priority"}),
 	}
 	var err error
-	for _, c := range []**prometheus.GaugeVec{&m.depth, &m.unfinished, &m.longestRunning, &m.leader} {
+	for _, c := range []**prometheus.GaugeVec{&m.depth, &m.unfinished, &m.longestRunning, &m.leader, &m.laneDepth} {
 		err = errors.Join(err, register(reg, c))
 	}
 	for _, c := range []**prometheus.CounterVec{&m.adds, &m.retries, &m.calls} {
 		err = errors.Join(err, register(reg, c))
 	}
-	for _, c := range []**prometheus.HistogramVec{&m.latency, &m.workDuration, &m.callDuration} {
+	for _, c := range []**prometheus.HistogramVec{&m.latency, &m.workDuration, &m.callDuration, &m.laneWait} {
 		err = errors.Join(err, register(reg, c))
 	}
 	return m, err

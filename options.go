@@ -21,6 +21,7 @@ type options struct {
 	rateLimiter    workqueue.TypedRateLimiter[Key]
 	errorHandler   ErrorHandler
 	resyncEvents   bool
+	noLanes        bool // WithPriorityLanes(false)
 	clock          clock.WithTicker
 	registerer     prometheus.Registerer
 	logger         *logr.Logger
@@ -42,8 +43,13 @@ const (
 	defaultMaxDelay  = 5 * time.Minute
 )
 
+// lanesByDefault is whether a loop has priority lanes unless an option says
+// otherwise; tests run the whole suite without them by setting it (see
+// lanes_internal_test.go).
+var lanesByDefault = true
+
 func newOptions(opts []Option) options {
-	o := options{}
+	o := options{noLanes: !lanesByDefault}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -78,9 +84,21 @@ func WithErrorHandler(handler ErrorHandler) Option {
 
 // WithResyncEvents delivers an informer's periodic resyncs (updates whose
 // object has the same resourceVersion as before) as update events. By default
-// they are dropped (promise 7).
+// they are dropped (promise 7). Delivered resyncs wait in the low lane
+// (promise 9).
 func WithResyncEvents() Option {
 	return func(o *options) { o.resyncEvents = true }
+}
+
+// WithPriorityLanes turns the priority lanes (promise 9) on or off; they are
+// on by default. With lanes, events of an informer's initial list, resyncs
+// delivered by WithResyncEvents, EnqueueBackground, and what a new leader
+// finds queued wait in a low lane, and live events are dispatched ahead of
+// them; every 8th dispatch goes to the low lane while both have keys
+// waiting, so it is never starved. WithPriorityLanes(false) makes the queue
+// one FIFO, as client-go's is.
+func WithPriorityLanes(enabled bool) Option {
+	return func(o *options) { o.noLanes = !enabled }
 }
 
 // WithClock sets the clock used for delayed requeues and durations; tests of

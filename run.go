@@ -159,7 +159,7 @@ func newRunner(ctx context.Context, q *workQueue, threadiness int) *runner {
 	r := &runner{
 		q: q,
 		ready: newEntryQueue(&q.mu, q.opts.clock, threadiness, q.metrics, q.name,
-			q.opts.livenessTimeout > 0 || q.opts.drainTimeout > 0),
+			q.opts.livenessTimeout > 0 || q.opts.drainTimeout > 0, !q.opts.noLanes),
 		threadiness: threadiness,
 		logger:      logger,
 	}
@@ -393,6 +393,8 @@ func (r *runner) lead() error {
 	case <-h.Acquired():
 	}
 	r.logger.Info("Leading: starting workers", "count", r.threadiness)
+	// What the standby queued is the new leader's initial list (promise 9).
+	r.ready.demoteAll(r.q.entries)
 	r.setLeading(true)
 	r.startWorkers()
 	lost := false

@@ -77,6 +77,7 @@ func (r *runner) get(i int) (e *entry, s stage, merged, shutdown bool) {
 	if !e.events.empty() {
 		var more bool
 		s, more = e.events.pop()
+		e.callLane = e.lane
 		if more {
 			r.ready.addLocked(e)
 		} else {
@@ -237,17 +238,23 @@ func (r *runner) done(i int, e *entry, o outcome) {
 	q := r.q
 	q.mu.Lock()
 	if o.putBack {
+		// The event keeps its lane; newer events that arrived meanwhile
+		// may have raised the entry's.
 		if e.events.empty() {
 			q.waiting++
+			e.lane = e.callLane
 		}
+		e.lane = min(e.lane, e.callLane) // the higher: highLane is 0
 		e.events.unpop(o.ev)
 		if o.limited {
 			e.failure = o.failure
 		}
 	}
-	if o.release && e.events.empty() && !e.removed {
-		// Retire the entry: a later event for the key makes a new one, and
-		// a delayed requeue of this one that still fires finds nothing.
+	if e.events.empty() && !e.removed && (o.release || retireIdle && !e.dirty && e.retries == 0) {
+		// Retire the entry: a delete was handled, or the key has nothing
+		// left to do (see workQueue). A later event for the key makes a new
+		// one, and a delayed requeue of this one that still fires finds
+		// nothing.
 		delete(q.entries, e.key)
 		e.removed = true
 	}

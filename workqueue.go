@@ -57,11 +57,9 @@ func NewWorkQueue(name string, opts ...Option) WorkQueue {
 // queue (entryqueue.go), under client-go's delaying and rate-limiting queues:
 // they order them, keep one in flight per entry, and time retries, while
 // hashing a pointer instead of three strings. An entry stays the key's only
-// entry from its first event until a delete of the key has been handled and
-// nothing is pending, so one entry in flight means one key in flight
-// (promise 1). Keeping the entries of live objects (about 200 bytes each,
-// beside the informer's cached objects) spares the update path an allocation
-// and two map writes.
+// entry from its first event until the key has nothing pending, no call in
+// flight and no retry owed (retireIdle), so one entry in flight means one
+// key in flight (promise 1).
 type workQueue struct {
 	name    string
 	opts    options
@@ -112,9 +110,16 @@ func newWorkQueue(name string, opts []Option) *workQueue {
 	return q
 }
 
-func (q *workQueue) EnqueueAdd(kind string, obj interface{})    { q.enqueue(kind, addEvent, obj) }
-func (q *workQueue) EnqueueUpdate(kind string, obj interface{}) { q.enqueue(kind, updateEvent, obj) }
-func (q *workQueue) EnqueueDelete(kind string, obj interface{}) { q.enqueue(kind, deleteEvent, obj) }
+// The Enqueue methods queue live events: the high lane (promise 9).
+func (q *workQueue) EnqueueAdd(kind string, obj interface{}) {
+	q.enqueue(kind, addEvent, obj, highLane)
+}
+func (q *workQueue) EnqueueUpdate(kind string, obj interface{}) {
+	q.enqueue(kind, updateEvent, obj, highLane)
+}
+func (q *workQueue) EnqueueDelete(kind string, obj interface{}) {
+	q.enqueue(kind, deleteEvent, obj, highLane)
+}
 
 func (q *workQueue) RegisterAddHandler(kind string, h WorkQueueHandler) {
 	q.register(kind, addEvent, h)
@@ -179,7 +184,9 @@ func (q *workQueue) running() bool {
 // key's pending events (coalesce.go) and, during a Run, queues the key's
 // entry in the Run's entry queue (entryqueue.go), where a worker takes it
 // (worker.go). Informer events take this path: no rate limiter (promise 5).
-func (q *workQueue) enqueue(kind string, t eventType, obj interface{}) {
+// l is the event's lane (promise 9): the entry's lane is the highest of its
+// pending events', so a live event moves up an entry waiting in the low lane.
+func (q *workQueue) enqueue(kind string, t eventType, obj interface{}, l lane) {
 	namespace, name, object, err := objectKey(obj)
 	if err != nil {
 		utilruntime.HandleError(fmt.Errorf("kubehandler: queue %q: dropping %s event of %s: %w", q.name, t, kind, err))
@@ -195,9 +202,13 @@ func (q *workQueue) enqueue(kind string, t eventType, obj interface{}) {
 	if e.events.empty() {
 		q.waiting++
 		e.merged = e.merged || e.processing
+		if !e.dirty {
+			e.lane = l
+		}
 	} else {
 		e.merged = true
 	}
+	e.lane = min(e.lane, l) // the higher: highLane is 0
 	e.events.push(t, object)
 	if q.active != nil {
 		q.active.ready.addLocked(e)

@@ -1,6 +1,7 @@
 // Command bench prints kubehandler's EventLoop beside a plain client-go
-// workqueue loop on the same informer workloads, in one run. See
-// internal/bench for the workloads. Run it with `make bench`.
+// workqueue loop and a controller-runtime controller on the same informer
+// workloads, in one run. See internal/bench for the workloads. Run it with
+// `make bench`.
 package main
 
 import (
@@ -10,28 +11,40 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/kubehandler/kubehandler/internal/bench"
+	"github.com/kubehandler/kubehandler/hack/bench/internal/bench"
 )
 
 func main() {
 	objects := flag.Int("objects", 20000, "objects in the initial list")
 	listRounds := flag.Int("list-rounds", 21, "rounds of the initial list (60ms each: noisy, so many); the median is reported")
+	largeObjects := flag.Int("large-objects", 100000, "objects in the large initial list (0 skips it)")
+	largeRounds := flag.Int("large-rounds", 5, "rounds of the large initial list")
 	rounds := flag.Int("rounds", 7, "rounds of the storm and latency workloads; the median is reported")
 	keys := flag.Int("storm-keys", 100, "keys in the update storm")
 	updates := flag.Int("storm-updates", 200, "updates per key in the update storm")
 	rate := flag.Int("rate", 2000, "events per second in the latency workload")
 	latencyFor := flag.Duration("latency-duration", 3*time.Second, "how long the latency workload sends")
+	backlog := flag.Int("backlog-objects", 10000, "objects in the initial list of the backlog workload (0 skips it)")
+	backlogLive := flag.Int("backlog-live", 50, "live objects created once the backlog's informer has synced")
+	backlogRate := flag.Int("backlog-rate", 100, "live creations per second in the backlog workload")
+	backlogWork := flag.Duration("backlog-work", time.Millisecond, "how long each handler call of the backlog workload works")
+	backlogRounds := flag.Int("backlog-rounds", 3, "rounds of the backlog workload")
 	flag.Parse()
 	klog.SetOutput(os.Stderr)
+	ctrllog.SetLogger(logr.Discard())
 
-	fmt.Printf("kubehandler vs plain client-go workqueue loop: threadiness %d, medians of %d list rounds and %d rounds of the rest\n\n",
-		bench.Threadiness, *listRounds, *rounds)
+	fmt.Printf("kubehandler vs plain client-go workqueue loop and controller-runtime: threadiness %d, medians of %d list rounds (%d of the large list), %d rounds of storm and latency, %d of backlog\n\n",
+		bench.Threadiness, *listRounds, *largeRounds, *rounds, *backlogRounds)
 	report := bench.Run(bench.Config{
-		Objects: *objects, ListRounds: *listRounds, Rounds: *rounds,
-		StormKeys: *keys, StormUpdates: *updates, StormWork: time.Millisecond,
+		Objects: *objects, ListRounds: *listRounds, LargeObjects: *largeObjects, LargeRounds: *largeRounds,
+		Rounds: *rounds, StormKeys: *keys, StormUpdates: *updates, StormWork: time.Millisecond,
 		Rate: *rate, LatencyDuration: *latencyFor,
+		BacklogObjects: *backlog, BacklogLive: *backlogLive, BacklogRate: *backlogRate,
+		BacklogWork: *backlogWork, BacklogRounds: *backlogRounds,
 	}, func(line string) { fmt.Fprintln(os.Stderr, line) })
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	report.Print(w)

@@ -8,13 +8,16 @@
 // cache.ObjectName to a typed rate-limiting workqueue on every informer
 // event; workers Get, handle, Forget (or AddRateLimited on error) and Done. It
 // comes in two forms: one starting its workers at once, one waiting for the
-// informer to sync first, as sample-controller and kubehandler do.
+// informer to sync first, as sample-controller and kubehandler do. The
+// controller-runtime dispatcher is a controller as its users get it by
+// default, with its priority queue (controllerruntime.go).
 package bench
 
 import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"sync"
@@ -42,10 +45,20 @@ const (
 	Kubehandler   Impl = "kubehandler"
 	Plain         Impl = "plain"          // workers start at once
 	PlainWaitSync Impl = "plain-waitsync" // workers start once the informer has synced
+	// ControllerRuntime is a controller-runtime controller with its default
+	// priority queue.
+	ControllerRuntime Impl = "controller-runtime"
+	// KubehandlerNoLanes is kubehandler with WithPriorityLanes(false): one
+	// FIFO, as client-go's. Only the backlog workload runs it.
+	KubehandlerNoLanes Impl = "kubehandler-nolanes"
 )
 
 // Impls are the dispatchers, in the order they are reported.
-var Impls = []Impl{Kubehandler, Plain, PlainWaitSync}
+var Impls = []Impl{Kubehandler, Plain, PlainWaitSync, ControllerRuntime}
+
+// BacklogImpls are the dispatchers of the backlog workload: Impls and
+// kubehandler without lanes.
+var BacklogImpls = append(slices.Clone(Impls), KubehandlerNoLanes)
 
 // handlerFunc is the work done per call: the same function for every Impl.
 type handlerFunc func(ctx context.Context, namespace, name string) error
@@ -78,8 +91,8 @@ func startDispatcher(impl Impl, informer cache.SharedIndexInformer, handler hand
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	switch impl {
-	case Kubehandler:
-		loop := kubehandler.NewEventLoop("bench")
+	case Kubehandler, KubehandlerNoLanes:
+		loop := kubehandler.NewEventLoop("bench", kubehandler.WithPriorityLanes(impl == Kubehandler))
 		loop.Register(&benchHandler{
 			DefaultHandler: kubehandler.DefaultHandler{Name: "configmaps", Informer: informer},
 			handle:         handler,
@@ -92,6 +105,8 @@ func startDispatcher(impl Impl, informer cache.SharedIndexInformer, handler hand
 	case Plain, PlainWaitSync:
 		stopLoop := startPlain(ctx, informer, handler, impl == PlainWaitSync)
 		wg.Go(stopLoop)
+	case ControllerRuntime:
+		wg.Go(startControllerRuntime(ctx, informer, handler))
 	default:
 		panic("unknown impl " + impl)
 	}
@@ -196,6 +211,12 @@ type ListResult struct {
 	// threads, GC included) per object: steadier than the wall time on a
 	// shared machine, and what the wall time is made of on a small one.
 	CPUPerObject time.Duration
+	// PeakHeap is the most heap (bytes of objects, garbage not yet swept
+	// included) seen above the heap before the start, sampled every
+	// millisecond; RetainedHeap is what is left above it after a GC once
+	// every object was handled, the loop still running. Both include the
+	// informer's cache, which is the same for every Impl: compare them.
+	PeakHeap, RetainedHeap uint64
 }
 
 // InitialList measures the time from starting the informer and the loop
@@ -219,6 +240,8 @@ func InitialList(impl Impl, n int) ListResult {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	base := heapObjects()
+	peak, stopSampling := sampleHeap()
 	cpuBefore := cpuTime()
 	began := time.Now()
 	stop := start(impl, informer, handler)
@@ -226,6 +249,9 @@ func InitialList(impl Impl, n int) ListResult {
 	elapsed := time.Since(began)
 	cpu := cpuTime() - cpuBefore
 	runtime.ReadMemStats(&after)
+	stopSampling()
+	runtime.GC()
+	retained := heapObjects()
 	stop()
 	return ListResult{
 		Objects:          n,
@@ -233,6 +259,46 @@ func InitialList(impl Impl, n int) ListResult {
 		AllocsPerObject:  float64(after.Mallocs-before.Mallocs) / float64(n),
 		ObjectsPerSecond: float64(n) / elapsed.Seconds(),
 		CPUPerObject:     cpu / time.Duration(n),
+		PeakHeap:         sub(*peak, base),
+		RetainedHeap:     sub(retained, base),
+	}
+}
+
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+// heapObjects returns the bytes of heap objects, live or not yet swept.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// sampleHeap records the highest heapObjects every millisecond in *peak
+// until stop is called.
+func sampleHeap() (peak *uint64, stop func()) {
+	peak = new(uint64)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			*peak = max(*peak, heapObjects())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return peak, func() {
+		close(done)
+		wg.Wait()
 	}
 }
 

@@ -4,10 +4,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"go.uber.org/goleak"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
+	goleak.VerifyTestMain(m)
+}
 
 // The benchmarks run each workload for each Impl; compare the sub-benchmarks
 // of one run (benchstat, or by eye). `make bench` prints the same workloads
@@ -64,13 +69,16 @@ func BenchmarkLatency(b *testing.B) {
 // for every Impl and that the storm ends on the final versions; the figures
 // themselves are for `make bench`.
 func TestWorkloadsRun(t *testing.T) {
-	for _, impl := range Impls {
+	for _, impl := range BacklogImpls {
 		if r := InitialList(impl, 500); r.ObjectsPerSecond <= 0 {
 			t.Errorf("%s: initial list %+v", impl, r)
 		}
 
 		if r := Latency(impl, 500, 200*time.Millisecond); r.Handled == 0 {
 			t.Errorf("%s: latency %+v", impl, r)
+		}
+		if r := Backlog(impl, 200, 5, 500, 100*time.Microsecond); r.LiveHandled != 5 || r.Drained <= 0 {
+			t.Errorf("%s: backlog %+v", impl, r)
 		}
 	}
 	for impl, r := range UpdateStorm(Impls, 10, 20, 100*time.Microsecond) {
