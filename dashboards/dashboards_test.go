@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubehandler/kubehandler"
@@ -73,14 +72,7 @@ func TestDashboardsMatchRegisteredMetrics(t *testing.T) {
 // its registry gathers once the calls, the retry and the lease show.
 func runLoop(t *testing.T) []*dto.MetricFamily {
 	source := kubehandlertest.NewSource(func() runtime.Object { return &corev1.ConfigMapList{} })
-	informer := cache.NewSharedIndexInformer(source, &corev1.ConfigMap{}, 0, cache.Indexers{})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { informer.RunWithContext(ctx) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
+	informer := kubehandlertest.NewInformer(t, source, &corev1.ConfigMap{})
 
 	reg := prometheus.NewPedanticRegistry()
 	loop := kubehandler.NewEventLoop("dashboard",
