@@ -62,6 +62,10 @@ func runLoop(t *testing.T, factory dynamicinformer.DynamicSharedInformerFactory,
 		loop.Register(h)
 	}
 	kubehandlertest.Start(t, loop, 2, factory)
+	// Return once the handlers have seen the informers' initial lists, so
+	// that what the test does from now on reaches them as live events.
+	ready := kubehandler.Readiness(loop)
+	poll(t, "the loop is ready", func(context.Context) (bool, error) { return ready(nil) == nil, nil })
 }
 
 // poll waits up to 30 seconds for cond; an error from cond fails the test.

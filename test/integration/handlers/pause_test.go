@@ -205,6 +205,12 @@ type selfPausing struct {
 	owner  types.UID
 }
 
+// AddFunc is UpdateFunc: a create and an update that arrive together are
+// merged into one add carrying the newest state (promise 2).
+func (s *selfPausing) AddFunc(ctx context.Context, namespace, name string) error {
+	return s.UpdateFunc(ctx, namespace, name)
+}
+
 func (s *selfPausing) UpdateFunc(ctx context.Context, namespace, name string) error {
 	ev, _ := kubehandler.EventFromContext(ctx)
 	obj := ev.Object.(*unstructured.Unstructured)
