@@ -293,7 +293,8 @@ package kubehandler
 //	run.go         claim -> (EventLoop: hookAll, eventloop.go) -> run:
 //	               waitForSync, runWorkers or its leader-election variant
 //	               lead, end -> (unhookAll) -> release; leaderelection.go
-//	               holds the Lease's configuration and lock
+//	               holds the Lease's configuration, internal/lease the
+//	               term of one Lease (step-down, release after the drain)
 //	health.go      Readiness, Liveness and IsLeader read the Run's phase and
 //	               the workers' slots
 //	debug.go       DebugHandler reads them too, and the entries: their
