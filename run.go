@@ -98,6 +98,9 @@ type runner struct {
 	// ask it before each call (get), and it ends the term (stepDown).
 	lease    *lease.Holder
 	leaseErr error // making lease failed; lead returns it
+	// lostLease says why the term ended, set by stepDown before it cancels
+	// ctx (so before the Holder's Done closes): "" while it has not.
+	lostLease string // guarded by q.mu
 
 	workers  sync.WaitGroup
 	stopOnce sync.Once
@@ -397,23 +400,25 @@ func (r *runner) lead() error {
 	r.ready.demoteAll(r.q.entries)
 	r.setLeading(true)
 	r.startWorkers()
-	lost := false
 	select {
 	case <-r.ctx.Done():
 	case <-h.Done():
 	}
-	select {
-	case <-h.Done():
-		lost = true
-		r.logger.Info("Lost the lease: waiting for the calls in flight", "reason", h.Reason())
-	default:
+	// The step-down cancels ctx before the Holder's Done closes: ask the
+	// runner, not Done, whether the term ended.
+	r.q.mu.Lock()
+	reason := r.lostLease
+	r.q.mu.Unlock()
+	lost := reason != ""
+	if lost {
+		r.logger.Info("Lost the lease: waiting for the calls in flight", "reason", reason)
 	}
 	err := r.stopWorkers()
 	r.setLeading(false)
 	drained := !errors.Is(err, ErrDrainTimeout)
 	h.Stop(stopCtx, drained && (lost || !le.KeepLeaseOnCancel))
 	if lost {
-		return errors.Join(fmt.Errorf("kubehandler: queue %q: %w (%s)", r.q.name, ErrLeaderElectionLost, h.Reason()), err)
+		return errors.Join(fmt.Errorf("kubehandler: queue %q: %w (%s)", r.q.name, ErrLeaderElectionLost, reason), err)
 	}
 	return err
 }
@@ -422,8 +427,9 @@ func (r *runner) lead() error {
 // now on (the entry queue shuts down: workers get nothing more), and the
 // calls in flight have their context cancelled. It runs in the goroutine
 // that found out, before the lease says so anywhere else.
-func (r *runner) stepDown(string) {
+func (r *runner) stepDown(reason string) {
 	r.q.mu.Lock()
+	r.lostLease = reason
 	r.ready.shutDownLocked()
 	if r.phase == phaseDispatching {
 		r.phase = phaseStandby
