@@ -39,6 +39,19 @@ func (c *callContext) Value(key interface{}) interface{} {
 	return c.runner.ctx.Value(key)
 }
 
+// slotContext is a call's context in a ring (WithSharding): the call's,
+// but done when its shard slot's term ends (or the Run's context is done),
+// so a replica that loses a slot cancels its calls there. Values are the
+// call's, the Run's included.
+type slotContext struct {
+	*callContext
+	parent context.Context // the slot's context, a child of the Run's
+}
+
+func (c *slotContext) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+func (c *slotContext) Done() <-chan struct{}       { return c.parent.Done() }
+func (c *slotContext) Err() error                  { return c.parent.Err() }
+
 // event returns the call's Event.
 func (c *callContext) event() Event {
 	return Event{Type: c.typ.String(), Key: c.entry.key, Object: c.obj, Retries: int(c.retries)}

@@ -19,6 +19,10 @@ import (
 // The update is a live event: it is dispatched ahead of the low lane
 // (promise 9). EnqueueBackground queues it in the low lane instead.
 //
+// With WithSharding, a key of a sharded handler whose object is in a slot
+// this replica does not hold is not queued, and Enqueue returns false: the
+// replica holding it runs its handler for the same event.
+//
 // It returns an error when ctx is not the context of a handler call, or when
 // no handler of the loop has key.Kind as its name.
 func Enqueue(ctx context.Context, key Key) (bool, error) {
@@ -53,6 +57,11 @@ func enqueueFromCall(ctx context.Context, key Key, l lane, fn string) (bool, err
 			return false, err
 		}
 		obj = cached
+	}
+	if q.opts.sharding != nil && !q.shardAccepts(key.Kind, obj) {
+		// In a ring, another replica holds the object's slot: it sees the
+		// event that made this call Enqueue, and enqueues it there.
+		return false, nil
 	}
 	q.enqueue(key.Kind, updateEvent, obj, l)
 	return true, nil

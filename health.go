@@ -106,6 +106,11 @@ func (q *workQueue) readiness() error {
 		return fmt.Errorf("queue %q is not running", q.name)
 	case p == phaseSyncing:
 		return fmt.Errorf("queue %q is waiting for its caches to sync", q.name)
+	case p == phaseDispatching && r.shard != nil:
+		if err := r.shard.readiness(); err != nil {
+			return fmt.Errorf("queue %q %w", q.name, err)
+		}
+		return nil
 	case p == phaseDispatching:
 		return nil
 	}

@@ -41,6 +41,8 @@ type metrics struct {
 	calls                             *prometheus.CounterVec
 	callDuration                      *prometheus.HistogramVec
 	leader                            *prometheus.GaugeVec
+	shardSlots                        *prometheus.GaugeVec
+	shardHandovers                    *prometheus.CounterVec
 	laneDepth                         *prometheus.GaugeVec     // by name and priority (lane)
 	laneWait                          *prometheus.HistogramVec // by name and priority (lane)
 }
@@ -96,6 +98,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "kubehandler", Name: "leader",
 			Help: "1 while the loop of this name holds its leader election lease, 0 otherwise.",
 		}, []string{"name"}),
+		shardSlots: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kubehandler", Subsystem: "shard", Name: "slots",
+			Help: "Shard slots the loop of this name holds and dispatches (WithSharding).",
+		}, []string{"name"}),
+		shardHandovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kubehandler", Subsystem: "shard", Name: "handovers_total",
+			Help: "Shard slots taken over (direction in) and given up, lost or handed over (out) by the loop of this name.",
+		}, []string{"name", "direction"}),
 		laneDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "kubehandler", Subsystem: "queue", Name: "depth",
 			Help: "Keys queued for dispatch, by queue name and priority lane (high: live events; " +
@@ -108,10 +118,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"name", "priority"}),
 	}
 	var err error
-	for _, c := range []**prometheus.GaugeVec{&m.depth, &m.unfinished, &m.longestRunning, &m.leader, &m.laneDepth} {
+	for _, c := range []**prometheus.GaugeVec{&m.depth, &m.unfinished, &m.longestRunning, &m.leader, &m.laneDepth, &m.shardSlots} {
 		err = errors.Join(err, register(reg, c))
 	}
-	for _, c := range []**prometheus.CounterVec{&m.adds, &m.retries, &m.calls} {
+	for _, c := range []**prometheus.CounterVec{&m.adds, &m.retries, &m.calls, &m.shardHandovers} {
 		err = errors.Join(err, register(reg, c))
 	}
 	for _, c := range []**prometheus.HistogramVec{&m.latency, &m.workDuration, &m.callDuration, &m.laneWait} {

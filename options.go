@@ -1,6 +1,7 @@
 package kubehandler
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,6 +31,7 @@ type options struct {
 	// livenessTimeout is how long a call may run before Liveness fails.
 	livenessTimeout time.Duration
 	leaderElection  *LeaderElection
+	sharding        *Sharding
 	recorder        record.EventRecorder
 
 	// errs are the mistakes found while applying options; Run reports them.
@@ -63,6 +65,10 @@ func newOptions(opts []Option) options {
 	}
 	if o.clock == nil {
 		o.clock = clock.RealClock{}
+	}
+	if o.sharding != nil && o.leaderElection != nil {
+		o.errs = append(o.errs, errors.New("kubehandler: WithSharding and WithLeaderElection exclude each other: "+
+			"a ring shares the work between its replicas, leader election gives it all to one"))
 	}
 	return o
 }

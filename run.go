@@ -98,6 +98,10 @@ type runner struct {
 	// ask it before each call (get), and it ends the term (stepDown).
 	lease    *lease.Holder
 	leaseErr error // making lease failed; lead returns it
+	// shard is this replica's part in its ring with WithSharding (nil
+	// without): calls start only in the slots it holds (sharding.go).
+	shard    *sharder
+	shardErr error // making shard failed; runSharded returns it
 	// lostLease says why the term ended, set by stepDown before it cancels
 	// ctx (so before the Holder's Done closes): "" while it has not.
 	lostLease string // guarded by q.mu
@@ -170,6 +174,13 @@ func newRunner(ctx context.Context, q *workQueue, threadiness int) *runner {
 	if le := q.opts.leaderElection; le != nil {
 		r.lease, r.leaseErr = le.newHolder(q.opts.clock, logger, r.stepDown)
 	}
+	if sh := q.opts.sharding; sh != nil {
+		leases, err := sh.newLeases(q.opts.clock, logger)
+		if err == nil {
+			r.shard, err = newSharder(r.ctx, q, logger, leases)
+		}
+		r.shardErr = err
+	}
 	return r
 }
 
@@ -181,8 +192,11 @@ func (r *runner) run(w syncWaits) error {
 		// Only a cancelled ctx ends the wait early: a normal shutdown.
 		return nil
 	}
-	if r.lease != nil {
+	switch {
+	case r.lease != nil:
 		return r.lead()
+	case r.shard != nil || r.shardErr != nil:
+		return r.runSharded()
 	}
 	return r.runWorkers()
 }
@@ -231,6 +245,32 @@ func (r *runner) runWorkers() error {
 	<-r.ctx.Done()
 	err := r.stopWorkers()
 	r.logger.V(2).Info("Workers stopped")
+	return err
+}
+
+// runSharded is runWorkers in a ring of replicas (WithSharding): the
+// workers dispatch only the slots the sharder holds, which Steps beside
+// them. When the Run's context is done the replica leaves the ring: no call
+// starts, the calls in flight are cancelled and waited for, and then every
+// slot is released for the others to take at once.
+func (r *runner) runSharded() error {
+	if r.shardErr != nil {
+		return fmt.Errorf("kubehandler: queue %q: WithSharding: %w", r.q.name, r.shardErr)
+	}
+	sh := r.shard
+	r.q.sharder.Store(sh)
+	r.setPhase(phaseDispatching)
+	r.logger.V(2).Info("Starting workers in a ring", "count", r.threadiness, "ring", sh.cfg.Namespace+"/"+sh.cfg.Name, "slots", sh.ring.Slots())
+	var watcher sync.WaitGroup
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(r.ctx))
+	watcher.Go(func() { sh.watchLeases(watchCtx) })
+	r.startWorkers()
+	sh.run(r.ctx)
+	sh.replica.Leave()
+	err := r.stopWorkers()
+	sh.leave(context.WithoutCancel(r.ctx))
+	stopWatch()
+	watcher.Wait()
 	return err
 }
 
@@ -463,6 +503,7 @@ func (r *runner) setLeading(leading bool) {
 func (r *runner) end() {
 	r.cancel()
 	q := r.q
+	q.sharder.CompareAndSwap(r.shard, nil)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	r.ready.shutDownLocked()

@@ -110,11 +110,26 @@ func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
 		return outcome{release: s.typ == deleteEvent}
 	}
 	ctx := &callContext{runner: r, entry: e, obj: s.obj, typ: s.typ, retries: e.retries}
+	var hctx context.Context = ctx
+	if r.shard != nil {
+		// In a ring, a call starts only under its slot's term, and its
+		// context ends with the term (sharding.go).
+		slot, parent, ok := r.shard.begin(e.key.Kind, k, e.key, s.obj)
+		if !ok {
+			r.forget(e)
+			r.logger.V(4).Info("Not in a slot this replica holds; event dropped", "key", e.key, "event", s.typ)
+			return outcome{release: true}
+		}
+		defer r.shard.end(slot)
+		if parent != nil {
+			hctx = &slotContext{callContext: ctx, parent: parent}
+		}
+	}
 	var start time.Time
 	if metrics != nil {
 		start = r.q.opts.clock.Now()
 	}
-	err := r.call(ctx, fn, e.key)
+	err := r.call(hctx, ctx, fn, e.key)
 	o, result := r.settle(ctx, e, s, err)
 	if metrics != nil {
 		metrics.observe(s.typ, result, r.q.opts.clock.Since(start).Seconds())
@@ -122,13 +137,14 @@ func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
 	return o
 }
 
-// call runs one handler call, turning a panic or an overrun deadline into an
+// call runs one handler call with context ctx (c, or c within its shard
+// slot), turning a panic or an overrun deadline into an
 // error (promise 4).
-func (r *runner) call(ctx context.Context, fn WorkQueueHandler, key Key) (err error) {
+func (r *runner) call(ctx context.Context, c *callContext, fn WorkQueueHandler, key Key) (err error) {
 	if logrContextKey == nil {
 		// logr's context key was not found (see callcontext.go): attach the
 		// call's logger the ordinary way.
-		ctx = logr.NewContext(ctx, ctx.(*callContext).log())
+		ctx = logr.NewContext(ctx, c.log())
 	}
 	if timeout := r.q.opts.handlerTimeout; timeout > 0 {
 		var cancel context.CancelFunc

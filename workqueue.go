@@ -49,7 +49,13 @@ type WorkQueue interface {
 // NewWorkQueue returns a WorkQueue called name; the name labels its metrics
 // and logs. It starts no goroutine: the queue works while Run runs.
 func NewWorkQueue(name string, opts ...Option) WorkQueue {
-	return newWorkQueue(name, opts)
+	q := newWorkQueue(name, opts)
+	if q.opts.sharding != nil {
+		// A WorkQueue has no informers: nothing to place an object by its
+		// UID, nor to list a slot taken over from.
+		q.err = errors.Join(q.err, fmt.Errorf("kubehandler: queue %q: WithSharding is an option of an EventLoop, not of a WorkQueue", name))
+	}
+	return q
 }
 
 // workQueue implements WorkQueue. Each key has an entry holding its pending
@@ -76,6 +82,9 @@ type workQueue struct {
 	// state; where that Run stands is active.phase.
 	active *runner
 	synced []cache.InformerSynced
+	// sharder is the sharder of the Run in progress, with WithSharding:
+	// enqueue asks it whether an event is this replica's.
+	sharder atomic.Pointer[sharder]
 	// debugged is set once a DebugHandler of the queue exists: Runs then
 	// record when entries are queued and calls start (debug.go).
 	debugged bool
@@ -192,6 +201,9 @@ func (q *workQueue) enqueue(kind string, t eventType, obj interface{}, l lane) {
 		utilruntime.HandleError(fmt.Errorf("kubehandler: queue %q: dropping %s event of %s: %w", q.name, t, kind, err))
 		return
 	}
+	if q.opts.sharding != nil && !q.shardAccepts(kind, object) {
+		return // another replica's (sharding.go)
+	}
 	key := Key{Kind: kind, Namespace: namespace, Name: name}
 	q.mu.Lock()
 	e := q.entries[key]
@@ -214,4 +226,12 @@ func (q *workQueue) enqueue(kind string, t eventType, obj interface{}, l lane) {
 		q.active.ready.addLocked(e)
 	}
 	q.mu.Unlock()
+}
+
+// shardAccepts reports whether an event of kind about obj is this
+// replica's to queue (sharder.accepts). Between Runs every event is kept:
+// the next Run's calls decide.
+func (q *workQueue) shardAccepts(kind string, obj interface{}) bool {
+	s := q.sharder.Load()
+	return s == nil || s.accepts(kind, obj)
 }

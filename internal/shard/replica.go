@@ -334,6 +334,23 @@ func (r *Replica) Held() Set {
 	return s
 }
 
+// Terms returns, by slot, the term under which this replica may dispatch
+// the slot now (what Held says), nil for the others. A slot whose term
+// differs from the one an earlier call returned was lost or closed and
+// taken again in between: what was dropped meanwhile is its owner's to
+// list again.
+func (r *Replica) Terms() []Term {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Term, len(r.terms))
+	for slot, t := range r.terms {
+		if r.mayDispatch(slot) {
+			out[slot] = t
+		}
+	}
+	return out
+}
+
 // Target returns the slots the last Step computed as this replica's.
 func (r *Replica) Target() Set {
 	r.mu.Lock()
