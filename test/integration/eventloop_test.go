@@ -79,7 +79,7 @@ func listConfigMaps(ctx context.Context, client kubernetes.Interface, ns string)
 
 // eventually polls cond until it holds, failing with the last reason after
 // a deadline.
-func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -39,15 +39,18 @@ const (
 // call is one handler call of one replica, as it reported it.
 type call struct {
 	replica, uid string
-	start, end   int64 // Unix nanoseconds; end is MaxInt64 if it never reported one
-	live         bool  // its context was not cancelled when it started
+	rv           string // the resourceVersion of the object it was called with
+	start, end   int64  // Unix nanoseconds; end is MaxInt64 if it never reported one
+	live         bool   // its context was not cancelled when it started
+	done         bool   // it returned having worked its full time, its context not cancelled
+	killed       bool   // it never returned: its replica was killed, at end
 }
 
 // events collects what the replicas report (see reporter in replica_test.go).
 type events struct {
 	mu    sync.Mutex
 	calls []*call
-	open  map[string]*call // replica/uid: the call in flight
+	open  map[string]*call // replica/seq: the calls in flight
 	reads map[string][]int64
 	downs map[string][]int64
 	exits map[string]string
@@ -67,15 +70,21 @@ func (ev *events) add(line string) {
 	replica := f[1]
 	switch f[0] {
 	case "S":
+		if len(f) < 7 {
+			return
+		}
 		t, _ := strconv.ParseInt(f[3], 10, 64)
-		c := &call{replica: replica, uid: f[2], start: t, end: math.MaxInt64, live: f[4] == "1"}
+		c := &call{replica: replica, uid: f[2], rv: f[5], start: t, end: math.MaxInt64, live: f[4] == "1"}
 		ev.calls = append(ev.calls, c)
-		ev.open[replica+"/"+f[2]] = c
+		ev.open[replica+"/"+f[6]] = c
 	case "E":
+		if len(f) < 6 {
+			return
+		}
 		t, _ := strconv.ParseInt(f[3], 10, 64)
-		if c := ev.open[replica+"/"+f[2]]; c != nil {
-			c.end = t
-			delete(ev.open, replica+"/"+f[2])
+		if c := ev.open[replica+"/"+f[4]]; c != nil {
+			c.end, c.done = t, f[5] == "1"
+			delete(ev.open, replica+"/"+f[4])
 		}
 	case "R":
 		t, _ := strconv.ParseInt(f[2], 10, 64)
@@ -101,6 +110,19 @@ func (ev *events) started(replica string, after int64) int {
 	return n
 }
 
+// killed ends the calls replica had in flight when it was killed, at the
+// time at (when it was known dead): they never report their end.
+func (ev *events) killed(replica string, at int64) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	for k, c := range ev.open {
+		if c.replica == replica {
+			c.end, c.killed = at, true
+			delete(ev.open, k)
+		}
+	}
+}
+
 func (ev *events) exited(replica string) (string, bool) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
@@ -110,13 +132,14 @@ func (ev *events) exited(replica string) (string, bool) {
 
 // child is a replica process.
 type child struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr string // its log file
-	done   chan struct{}
+	name     string
+	cmd      *exec.Cmd
+	stderr   string // its log file
+	done     chan struct{}
+	exitedAt int64 // when it was reaped (Unix nanoseconds); read after done
 }
 
-func startChild(t *testing.T, cfg replicaConfig, ev *events) *child {
+func startChild(t testing.TB, cfg replicaConfig, ev *events) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = cfg.environ()
@@ -141,6 +164,7 @@ func startChild(t *testing.T, cfg replicaConfig, ev *events) *child {
 			ev.add(s.Text())
 		}
 		_ = cmd.Wait()
+		c.exitedAt = now()
 		logFile.Close()
 	}()
 	t.Cleanup(func() {

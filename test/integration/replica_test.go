@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,8 +24,9 @@ import (
 )
 
 // replicaEnv selects the replica mode of this test binary: TestMain runs
-// runReplica instead of the tests. The freeze test starts its replicas so,
-// as child processes it can stop with SIGSTOP.
+// runReplica instead of the tests. The freeze test and the ring test start
+// their replicas so, as child processes they can stop with SIGSTOP, SIGTERM
+// or SIGKILL.
 const replicaEnv = "KUBEHANDLER_TEST_REPLICA"
 
 // replicaConfig is what a replica is told through its environment.
@@ -32,6 +34,11 @@ type replicaConfig struct {
 	Kubeconfig, Namespace, Identity string
 	Lease, Renew, Retry, Work       time.Duration
 	Threadiness                     int
+	// Ring, when set, makes the replica a member of the ring of this name
+	// with Slots slots (WithSharding) instead of a candidate for leader
+	// election.
+	Ring  string
+	Slots int
 }
 
 func (c replicaConfig) environ() []string {
@@ -40,6 +47,7 @@ func (c replicaConfig) environ() []string {
 		"REPLICA_KUBECONFIG="+c.Kubeconfig,
 		"REPLICA_NAMESPACE="+c.Namespace,
 		"REPLICA_TIMINGS="+fmt.Sprintf("%d,%d,%d,%d,%d", c.Lease, c.Renew, c.Retry, c.Work, c.Threadiness),
+		"REPLICA_RING="+fmt.Sprintf("%s,%d", c.Ring, c.Slots),
 	)
 }
 
@@ -54,6 +62,17 @@ func replicaConfigFromEnv() (replicaConfig, error) {
 		return c, fmt.Errorf("REPLICA_TIMINGS: %w", err)
 	}
 	c.Lease, c.Renew, c.Retry, c.Work = time.Duration(lease), time.Duration(renew), time.Duration(retry), time.Duration(work)
+	ring, slots, ok := strings.Cut(os.Getenv("REPLICA_RING"), ",")
+	if !ok {
+		return c, fmt.Errorf("REPLICA_RING: %q, want name,slots", os.Getenv("REPLICA_RING"))
+	}
+	c.Ring = ring
+	if ring != "" {
+		var err error
+		if c.Slots, err = strconv.Atoi(slots); err != nil {
+			return c, fmt.Errorf("REPLICA_RING: %w", err)
+		}
+	}
 	return c, nil
 }
 
@@ -61,14 +80,18 @@ func replicaConfigFromEnv() (replicaConfig, error) {
 // test to collect. Times are the wall clock's, in Unix nanoseconds: one
 // clock for all the processes of the machine.
 //
-//	S <replica> <uid> <time> <live>   a handler call started; live is 1 if its context was not cancelled yet
-//	E <replica> <uid> <time>          it returned
+//	S <replica> <uid> <time> <live> <rv> <seq>   a handler call started; live is 1 if its context was not cancelled yet,
+//	                                           rv is the resourceVersion of its Event's Object, seq numbers the
+//	                                           replica's calls
+//	E <replica> <uid> <time> <seq> <done>      call seq returned; done is 1 if it worked its full time (0: its
+//	                                           context was cancelled first)
 //	R <replica> <time> <holder>       a read of the Lease showed another holder (as the client received it)
 //	D <replica> <time>                the loop logged its step-down
 //	X <replica> <time> <error>        Run returned
 type reporter struct {
 	mu      sync.Mutex
 	replica string
+	seq     atomic.Int64 // the last call's number
 }
 
 func (r *reporter) emit(format string, args ...any) {
@@ -79,10 +102,10 @@ func (r *reporter) emit(format string, args ...any) {
 
 func now() int64 { return time.Now().UnixNano() }
 
-// runReplica is one replica of the freeze test: a loop with leader election
-// on the namespace's ConfigMaps whose handler works for a while (or until
-// its context is cancelled) and reports each call. It returns the process's
-// exit code.
+// runReplica is one replica of the freeze test or the ring test: a loop on
+// the namespace's ConfigMaps, with leader election or (cfg.Ring) in a ring
+// of WithSharding, whose handler works for a while (or until its context is
+// cancelled) and reports each call. It returns the process's exit code.
 func runReplica() int {
 	cfg, err := replicaConfigFromEnv()
 	if err != nil {
@@ -112,13 +135,20 @@ func runReplica() int {
 		}
 		fmt.Fprintln(os.Stderr, prefix, args)
 	}, funcr.Options{})
-	loop := kubehandler.NewEventLoop("freeze",
-		kubehandler.WithLogger(logger),
-		kubehandler.WithLeaderElection(kubehandler.LeaderElection{
-			Client:    &watchedLeases{LeasesGetter: client.CoordinationV1(), identity: cfg.Identity, rep: rep},
-			Namespace: cfg.Namespace, Name: "freeze", Identity: cfg.Identity,
+	name, coordination := "freeze", kubehandler.WithLeaderElection(kubehandler.LeaderElection{
+		Client:    &watchedLeases{LeasesGetter: client.CoordinationV1(), identity: cfg.Identity, rep: rep},
+		Namespace: cfg.Namespace, Name: "freeze", Identity: cfg.Identity,
+		LeaseDuration: cfg.Lease, RenewDeadline: cfg.Renew, RetryPeriod: cfg.Retry,
+	})
+	if cfg.Ring != "" {
+		// A ring reads many Leases held by others: no R lines.
+		name, coordination = "ring", kubehandler.WithSharding(kubehandler.Sharding{
+			Client: client.CoordinationV1(), Namespace: cfg.Namespace, Name: cfg.Ring,
+			Identity: cfg.Identity, Slots: cfg.Slots,
 			LeaseDuration: cfg.Lease, RenewDeadline: cfg.Renew, RetryPeriod: cfg.Retry,
-		}))
+		})
+	}
+	loop := kubehandler.NewEventLoop(name, kubehandler.WithLogger(logger), coordination)
 	h := &kubehandler.DefaultHandler{Informer: informer, Name: "configmaps"}
 	loop.Register(&workHandler{DefaultHandler: h, work: cfg.Work, rep: rep, identity: cfg.Identity})
 	err = loop.Run(ctx, cfg.Threadiness)
@@ -150,18 +180,32 @@ func (h *workHandler) handle(ctx context.Context, namespace, name string) error 
 	if ctx.Err() == nil {
 		live = 1
 	}
-	uid := name
-	if obj, ok, _ := h.Informer.GetStore().GetByKey(namespace + "/" + name); ok {
-		uid = string(obj.(metav1.Object).GetUID())
+	// The object the call is for: its Event's (the state it handles), else
+	// the cache's.
+	var obj metav1.Object
+	if ev, ok := kubehandler.EventFromContext(ctx); ok {
+		obj, _ = ev.Object.(metav1.Object)
 	}
-	h.rep.emit("S %s %s %d %d", h.identity, uid, start, live)
+	if obj == nil {
+		if cached, ok, _ := h.Informer.GetStore().GetByKey(namespace + "/" + name); ok {
+			obj, _ = cached.(metav1.Object)
+		}
+	}
+	uid, rv := name, "-"
+	if obj != nil {
+		uid, rv = string(obj.GetUID()), obj.GetResourceVersion()
+	}
+	seq := h.rep.seq.Add(1)
+	h.rep.emit("S %s %s %d %d %s %d", h.identity, uid, start, live, rv, seq)
+	done := 1
 	t := time.NewTimer(h.work)
 	select {
 	case <-t.C:
 	case <-ctx.Done():
 		t.Stop()
+		done = 0
 	}
-	h.rep.emit("E %s %s %d", h.identity, uid, now())
+	h.rep.emit("E %s %s %d %d %d", h.identity, uid, now(), seq, done)
 	return nil
 }
 
