@@ -134,5 +134,5 @@ func BenchmarkRing(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // an iteration is two rings' lives: not a figure
 	b.Logf("targets: speedup %.2f >= 2.5: %v; graceful hand-over %.2fs < 1s: %v; kill hand-over %.2fs <= %s + 1s: %v",
 		one.list.Seconds()/three.list.Seconds(), one.list.Seconds()/three.list.Seconds() >= 2.5,
-		avg(three.graceful), avg(three.graceful) < 1, avg(three.kill), ringLease, avg(three.kill) <= (ringLease + time.Second).Seconds())
+		avg(three.graceful), avg(three.graceful) < 1, avg(three.kill), ringLease, avg(three.kill) <= (ringLease+time.Second).Seconds())
 }
