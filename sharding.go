@@ -326,12 +326,38 @@ func (s *sharder) apply(terms []shard.Term) {
 			m.shardHandovers.WithLabelValues(s.q.name, "in").Add(float64(gained.Len()))
 		}
 	}
+	s.narrow(held)
 	if lost.Len() > 0 {
 		s.logger.Info("Stopped dispatching shard slots", "slots", lost.String(), "held", held.String())
 	}
 	if gained.Len() > 0 {
 		n := s.list(gained)
 		s.logger.Info("Dispatching shard slots", "slots", gained.String(), "held", held.String(), "queued", n)
+	}
+}
+
+// slotInformer is an informer that lists and watches only the slots it is
+// told (the server-side shard selectors of ShardedInformer).
+type slotInformer interface {
+	// setSlots makes the informer list and watch the slots of s, and no
+	// others: it starts what is new and stops the rest.
+	setSlots(s shard.Set)
+}
+
+// narrow tells the sharded handlers' informers which slots to list and
+// watch: those held, and those whose calls have not all returned yet (a
+// call of a slot being handed over still finds its object in the cache).
+func (s *sharder) narrow(held shard.Set) {
+	keep := held
+	for slot := range s.ring.Slots() {
+		if s.replica.InFlight(slot) > 0 {
+			keep = keep.Add(slot)
+		}
+	}
+	for kind, k := range *s.q.kinds.Load() {
+		if si, ok := k.informer.(slotInformer); ok && !s.secondary[kind] {
+			si.setSlots(keep)
+		}
 	}
 }
 
