@@ -39,6 +39,9 @@ const (
 	// ringPhase bounds each step of the scenario: generous, as the machine
 	// is small and shared; the conditions are polled.
 	ringPhase = 60 * time.Second
+	// ringWorkPerPhase is how many calls each replica starts, with the
+	// objects changing, between one step of the scenario and the next.
+	ringWorkPerPhase = 100
 )
 
 // holding is a slot Lease's holder from a time on, as the test process saw
@@ -158,7 +161,7 @@ func (w *slotWatch) balanced(live []string) (bool, string) {
 func (w *slotWatch) handedOver(from string, at int64) (time.Duration, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var last int64
+	last := at // from held nothing: no wait
 	for _, h := range w.history {
 		i := sort.Search(len(h), func(i int) bool { return h[i].at > at })
 		if i == 0 || h[i-1].holder != from {
@@ -254,6 +257,23 @@ func (r *ring) waitBalanced(timeout time.Duration) int64 {
 		return r.slots.balanced(r.live)
 	})
 	return now()
+}
+
+// waitWork waits until every live replica started at least n calls after
+// at, and returns how many each did.
+func (r *ring) waitWork(after int64, n int) map[string]int {
+	r.t.Helper()
+	var calls map[string]int
+	eventually(r.t, ringPhase, func() (bool, string) {
+		calls = r.ev.handled(after)
+		for _, rep := range r.live {
+			if calls[rep] < n {
+				return false, fmt.Sprintf("%s started %d calls, want %d (calls %v)", rep, calls[rep], n, calls)
+			}
+		}
+		return true, ""
+	})
+	return calls
 }
 
 // createConfigMaps creates n ConfigMaps cm-<i> in ns, several at a time.
@@ -420,12 +440,14 @@ func TestRingSplitsWorkAndHandsOver(t *testing.T) {
 	// 1 -> 3.
 	r.start()
 	r.start()
-	r.waitBalanced(ringPhase)
+	at := r.waitBalanced(ringPhase)
+	r.waitWork(at, ringWorkPerPhase)
 	t.Logf("3 replicas: slots %v", r.slots.counts())
 
 	// 3 -> 2: the first replica stops gracefully.
 	stoppedAt := r.stop(first, syscall.SIGTERM)
-	r.waitBalanced(ringPhase)
+	at = r.waitBalanced(ringPhase)
+	r.waitWork(at, ringWorkPerPhase)
 	graceful, ok := r.slots.handedOver(first, stoppedAt)
 	if !ok {
 		t.Fatalf("%s's slots not taken over", first)
@@ -434,13 +456,15 @@ func TestRingSplitsWorkAndHandsOver(t *testing.T) {
 
 	// 2 -> 3.
 	r.start()
-	r.waitBalanced(ringPhase)
+	at = r.waitBalanced(ringPhase)
+	r.waitWork(at, ringWorkPerPhase)
 	t.Logf("3 replicas: slots %v", r.slots.counts())
 
 	// 3 -> 2: one is killed.
 	victim := r.live[0]
 	killedAt := r.stop(victim, syscall.SIGKILL)
-	r.waitBalanced(ringPhase)
+	at = r.waitBalanced(ringPhase)
+	r.waitWork(at, ringWorkPerPhase)
 	kill, ok := r.slots.handedOver(victim, killedAt)
 	if !ok {
 		t.Fatalf("%s's slots not taken over", victim)
@@ -452,15 +476,7 @@ func TestRingSplitsWorkAndHandsOver(t *testing.T) {
 	r.start()
 	scaledAt := r.waitBalanced(ringPhase)
 	counts := r.slots.counts()
-	eventually(t, ringPhase, func() (bool, string) {
-		n := r.ev.handled(scaledAt)
-		for _, rep := range r.live {
-			if n[rep] == 0 {
-				return false, fmt.Sprintf("%s started no call since the last scale-up (calls %v)", rep, n)
-			}
-		}
-		return true, ""
-	})
+	r.waitWork(scaledAt, ringWorkPerPhase)
 
 	// Changes stop; every object's last call sees its final state.
 	stopWriting()
