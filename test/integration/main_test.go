@@ -18,7 +18,7 @@ var widgetCRD []byte
 
 func TestMain(m *testing.M) {
 	if os.Getenv(replicaEnv) != "" {
-		// A child process of the freeze test (replica_test.go).
+		// A replica of the freeze test or the ring test (replica_test.go).
 		os.Exit(runReplica())
 	}
 	kubelabtest.Main(m, kubelabtest.Options{CRDs: [][]byte{widgetCRD}})
