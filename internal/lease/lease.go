@@ -32,7 +32,6 @@ package lease
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,13 +95,9 @@ type Holder struct {
 	elector  *leaderelection.LeaderElector
 	logger   logr.Logger
 
-	acquired  chan struct{} // closed when the term begins
-	done      chan struct{} // closed when the term ends
-	quit      chan struct{} // closed by Stop: the deadline's timer returns
-	lastRenew atomic.Pointer[time.Time]
-	stepped   atomic.Bool
-	once      sync.Once // guards the step-down
-	reason    string    // why the term ended; set before done is closed
+	rule     *rule         // the term and its end
+	acquired chan struct{} // closed when the term begins
+	quit     chan struct{} // closed by Stop: the deadline's timer returns
 
 	cancelElector context.CancelFunc
 	electorDone   chan struct{}
@@ -127,7 +122,6 @@ func New(cfg Config) (*Holder, error) {
 		identity:    cfg.Lock.Identity(),
 		logger:      cfg.Logger.WithValues("lease", cfg.Name, "identity", cfg.Lock.Identity()),
 		acquired:    make(chan struct{}),
-		done:        make(chan struct{}),
 		quit:        make(chan struct{}),
 		electorDone: make(chan struct{}),
 		timerDone:   make(chan struct{}),
@@ -135,6 +129,11 @@ func New(cfg Config) (*Holder, error) {
 	if h.identity == "" {
 		return nil, errors.New("lease: the Lock has no identity")
 	}
+	h.rule = newRule(cfg.Clock, cfg.RenewDeadline, func(reason string) {
+		if h.cfg.OnStepDown != nil {
+			h.cfg.OnStepDown(reason)
+		}
+	}, h.logger)
 	h.lock = &lock{Interface: cfg.Lock, h: h}
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:          h.lock,
@@ -146,7 +145,7 @@ func New(cfg Config) (*Holder, error) {
 			OnStartedLeading: func(context.Context) {},
 			// The elector gave up renewing (its own deadline, on the real
 			// clock): the term is over if the Holder did not end it first.
-			OnStoppedLeading: func() { h.stepDown("the leader elector stopped renewing the lease") },
+			OnStoppedLeading: func() { h.rule.stepDown("the leader elector stopped renewing the lease") },
 		},
 		// Stop releases the Lease, once the caller's calls have drained.
 		ReleaseOnCancel: false,
@@ -179,46 +178,21 @@ func (h *Holder) Acquired() <-chan struct{} { return h.acquired }
 
 // Done is closed when the term ends (see Reason), or when the campaign ended
 // before it acquired the Lease.
-func (h *Holder) Done() <-chan struct{} { return h.done }
+func (h *Holder) Done() <-chan struct{} { return h.rule.done }
 
 // Reason says why the term ended; "" while it has not.
-func (h *Holder) Reason() string {
-	select {
-	case <-h.done:
-		return h.reason
-	default:
-		return ""
-	}
-}
+func (h *Holder) Reason() string { return h.rule.ended() }
 
 // Held reports whether the term is on: acquired, not ended, and renewed
 // within the renew deadline. It only reads; Check also ends the term when
 // the deadline has passed.
-func (h *Holder) Held() bool {
-	if h.stepped.Load() {
-		return false
-	}
-	last := h.lastRenew.Load()
-	return last != nil && h.clock.Since(*last) < h.cfg.RenewDeadline
-}
+func (h *Holder) Held() bool { return h.rule.held() }
 
 // Check is Held, and ends the term when it finds the renew deadline passed
 // (before the deadline's timer does, as after a process froze). Callers ask
 // it before each call they start; it must not be called where OnStepDown
 // cannot run.
-func (h *Holder) Check() bool {
-	if h.Held() {
-		return true
-	}
-	if h.lastRenew.Load() != nil {
-		h.stepDown(h.deadlineReason())
-	}
-	return false
-}
-
-func (h *Holder) deadlineReason() string {
-	return fmt.Sprintf("the lease was not renewed within the renew deadline (%s)", h.cfg.RenewDeadline)
-}
+func (h *Holder) Check() bool { return h.rule.check() }
 
 // SinceContact returns how long ago the API server last answered about the
 // Lease (a read, even one saying it does not exist yet, or a write), or
@@ -238,16 +212,16 @@ func (h *Holder) SinceContact() (time.Duration, bool) {
 // did, and it reports whether it released the Lease. Stop is idempotent.
 func (h *Holder) Stop(ctx context.Context, release bool) bool {
 	h.stopOnce.Do(func() {
-		h.stepDown("stopped")
+		h.rule.stepDown("stopped")
 		close(h.quit)
 		if h.cancelElector != nil {
 			h.cancelElector()
 			<-h.electorDone
 		}
-		if h.lastRenew.Load() != nil {
+		if h.rule.began() {
 			<-h.timerDone
 		}
-		if h.lastRenew.Load() == nil {
+		if !h.rule.began() {
 			return // never held: nothing to release
 		}
 		if !release {
@@ -298,15 +272,10 @@ func (h *Holder) release(ctx context.Context) bool {
 // renewed records a write that made or kept this replica the holder, sent
 // at sent. The first begins the term.
 func (h *Holder) renewed(sent time.Time) {
-	if h.stepped.Load() {
-		// A renewal that succeeded after the term ended (the elector goes on
-		// until Stop) keeps standbys waiting while the calls drain; it does
-		// not begin a term again.
-		return
-	}
-	first := h.lastRenew.Load() == nil
-	h.lastRenew.Store(&sent)
-	if first {
+	// A renewal that succeeded after the term ended (the elector goes on
+	// until Stop) keeps standbys waiting while the calls drain; it does not
+	// begin a term again.
+	if h.rule.renewed(sent) {
 		h.logger.Info("Acquired the lease")
 		go h.watchDeadline()
 		close(h.acquired)
@@ -316,14 +285,9 @@ func (h *Holder) renewed(sent time.Time) {
 // read records a record of the Lease the elector read: a term ends the
 // moment it shows another holder.
 func (h *Holder) read(r *resourcelock.LeaderElectionRecord) {
-	if r.HolderIdentity == h.identity || h.lastRenew.Load() == nil {
-		return
+	if r.HolderIdentity != h.identity {
+		h.rule.heldBy(r.HolderIdentity)
 	}
-	holder := r.HolderIdentity
-	if holder == "" {
-		holder = "nobody (released)"
-	}
-	h.stepDown("the lease is held by " + holder)
 }
 
 // watchDeadline ends the term once RenewDeadline has passed since the last
@@ -332,15 +296,15 @@ func (h *Holder) read(r *resourcelock.LeaderElectionRecord) {
 func (h *Holder) watchDeadline() {
 	defer close(h.timerDone)
 	for {
-		wait := h.cfg.RenewDeadline - h.clock.Since(*h.lastRenew.Load())
+		wait := h.rule.untilDeadline()
 		if wait <= 0 {
-			h.stepDown(h.deadlineReason())
+			h.rule.stepDown(h.rule.deadlineReason())
 			return
 		}
 		t := h.clock.NewTimer(wait)
 		select {
 		case <-t.C():
-		case <-h.done:
+		case <-h.rule.done:
 			t.Stop()
 			return
 		case <-h.quit:
@@ -348,23 +312,6 @@ func (h *Holder) watchDeadline() {
 			return
 		}
 	}
-}
-
-// stepDown ends the term, once: OnStepDown first (the caller stops taking
-// work), then Done, then the log.
-func (h *Holder) stepDown(reason string) {
-	h.once.Do(func() {
-		h.stepped.Store(true)
-		term := h.lastRenew.Load() != nil
-		if term && h.cfg.OnStepDown != nil {
-			h.cfg.OnStepDown(reason)
-		}
-		h.reason = reason
-		close(h.done)
-		if term {
-			h.logger.Info("Stepping down: no new calls", "reason", reason)
-		}
-	})
 }
 
 // lock is the Lease as the elector sees it: every call goes through the

@@ -1,0 +1,454 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+)
+
+// ErrHeld is wrapped by Pool.Acquire when another holder has the Lease: its
+// record names another holder and has not expired, or the write that would
+// have taken it lost a race.
+var ErrHeld = errors.New("lease: the lease is held by another holder")
+
+// ErrTermOver is wrapped by Term.Renew when the term has ended: it cannot
+// be renewed, only acquired again.
+var ErrTermOver = errors.New("lease: the term is over")
+
+// PoolConfig configures a Pool.
+type PoolConfig struct {
+	// Client reaches the Leases; a kubernetes.Interface's CoordinationV1()
+	// is one.
+	Client coordinationv1client.LeasesGetter
+	// Namespace holds the Pool's Leases.
+	Namespace string
+	// Identity names this replica in the records it holds; it must differ
+	// between replicas.
+	Identity string
+	// LeaseDuration is written into every record the Pool holds
+	// (leaseDurationSeconds): how long others wait, by their clocks, before
+	// they take a record that stopped changing. A whole number of seconds,
+	// at least one.
+	LeaseDuration time.Duration
+	// RenewDeadline ends a term once it has passed since the start of the
+	// term's last write that succeeded. Shorter than LeaseDuration.
+	RenewDeadline time.Duration
+	// Clock measures the renew deadline and the expiry of the records read.
+	// Default: the real clock.
+	Clock clock.PassiveClock
+	// OnStepDown, if set, is called once when a term ends (lost, past its
+	// deadline, or released), with the Lease's name and why, from the
+	// goroutine that found out (a read, or a call of Term.Dispatching,
+	// Renew or Release), before the step-down is logged. It must not block.
+	OnStepDown func(name, reason string)
+	// Logger logs the terms: acquired, stepped down, released.
+	Logger logr.Logger
+}
+
+// Pool holds any number of Leases of one namespace for one identity, each
+// for one term at a time, driven by its caller: there is no goroutine and
+// no timer; the caller acquires, renews and reads when it likes (a shard
+// Replica's Step does each retry period), and asks Term.Dispatching before
+// each call. A term ends by the rule a Holder applies: the moment a read
+// (by Acquire, List or Renew) shows another holder in a newer version of
+// the record than the term's last write, or the renew deadline passes
+// since the start of that write. A Pool's methods, and its Terms', are
+// safe for concurrent use.
+type Pool struct {
+	cfg    PoolConfig
+	leases coordinationv1client.LeaseInterface
+	logger logr.Logger
+
+	mu       sync.Mutex
+	observed map[string]observation // by name: the newest version read
+	terms    map[string]*Term       // by name: the newest term
+}
+
+// observation is when this replica first read one version of a record.
+type observation struct {
+	rv     string
+	at     time.Time
+	labels map[string]string
+}
+
+// NewPool returns a Pool of cfg, or an error saying what is wrong with cfg.
+// It starts nothing and makes no request.
+func NewPool(cfg PoolConfig) (*Pool, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("lease: no Client"))
+	}
+	if cfg.Namespace == "" {
+		errs = append(errs, errors.New("lease: no Namespace"))
+	}
+	if cfg.Identity == "" {
+		errs = append(errs, errors.New("lease: no Identity"))
+	}
+	if cfg.LeaseDuration < time.Second || cfg.LeaseDuration%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("lease: LeaseDuration %s is not a whole number of seconds, at least one", cfg.LeaseDuration))
+	}
+	if cfg.RenewDeadline <= 0 || cfg.RenewDeadline >= cfg.LeaseDuration {
+		errs = append(errs, fmt.Errorf("lease: RenewDeadline %s must be positive and shorter than LeaseDuration %s", cfg.RenewDeadline, cfg.LeaseDuration))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	return &Pool{
+		cfg:      cfg,
+		leases:   cfg.Client.Leases(cfg.Namespace),
+		logger:   cfg.Logger.WithValues("namespace", cfg.Namespace, "identity", cfg.Identity),
+		observed: map[string]observation{},
+		terms:    map[string]*Term{},
+	}, nil
+}
+
+// Acquire makes one attempt to start a term on the Lease name: it reads
+// the record, creates it with labels if it does not exist, and otherwise
+// takes it only if it is free (no holder: released), already names this
+// identity, or has expired (see Record.Expired), writing with the
+// resourceVersion it read as a precondition. It returns an error wrapping
+// ErrHeld when the record is another's and not expired, or the write lost
+// a race; any other error is the API server's. The term's renew deadline
+// counts from when the write that took the record was sent. A term of this
+// Pool already on name ends when the new one begins.
+func (p *Pool) Acquire(ctx context.Context, name string, lbls map[string]string) (*Term, error) {
+	cur, err := p.leases.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return p.create(ctx, name, lbls)
+	case err != nil:
+		return nil, fmt.Errorf("lease %s: reading it: %w", name, err)
+	}
+	expired := p.see(cur)
+	holder := holderOf(cur)
+	if holder != "" && holder != p.cfg.Identity && !expired {
+		return nil, fmt.Errorf("lease %s held by %s: %w", name, holder, ErrHeld)
+	}
+	next := cur.DeepCopy()
+	if next.Labels == nil {
+		next.Labels = map[string]string{}
+	}
+	maps.Copy(next.Labels, lbls)
+	sent := p.cfg.Clock.Now()
+	p.hold(&next.Spec, sent)
+	if holder != p.cfg.Identity {
+		next.Spec.AcquireTime = ptr.To(metav1.NewMicroTime(sent))
+		next.Spec.LeaseTransitions = ptr.To(ptr.Deref(cur.Spec.LeaseTransitions, 0) + 1)
+	}
+	written, err := p.leases.Update(ctx, next, metav1.UpdateOptions{})
+	switch {
+	case apierrors.IsConflict(err):
+		return nil, fmt.Errorf("lease %s: changed since it was read: %w", name, ErrHeld)
+	case err != nil:
+		return nil, fmt.Errorf("lease %s: taking it: %w", name, err)
+	}
+	return p.begin(written, sent), nil
+}
+
+// create creates the record of name, held by this identity.
+func (p *Pool) create(ctx context.Context, name string, lbls map[string]string) (*Term, error) {
+	sent := p.cfg.Clock.Now()
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.cfg.Namespace, Labels: maps.Clone(lbls)}}
+	p.hold(&l.Spec, sent)
+	l.Spec.AcquireTime = ptr.To(metav1.NewMicroTime(sent))
+	l.Spec.LeaseTransitions = ptr.To[int32](0)
+	written, err := p.leases.Create(ctx, l, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		return nil, fmt.Errorf("lease %s: created by another since it was read: %w", name, ErrHeld)
+	case err != nil:
+		return nil, fmt.Errorf("lease %s: creating it: %w", name, err)
+	}
+	return p.begin(written, sent), nil
+}
+
+// hold makes spec name this identity, renewed at sent.
+func (p *Pool) hold(spec *coordinationv1.LeaseSpec, sent time.Time) {
+	spec.HolderIdentity = ptr.To(p.cfg.Identity)
+	spec.LeaseDurationSeconds = ptr.To(int32(p.cfg.LeaseDuration / time.Second))
+	spec.RenewTime = ptr.To(metav1.NewMicroTime(sent))
+}
+
+// begin starts the term that the write of written, sent at sent, began.
+func (p *Pool) begin(written *coordinationv1.Lease, sent time.Time) *Term {
+	name := written.Name
+	t := &Term{pool: p, name: name}
+	t.rule = newRule(p.cfg.Clock, p.cfg.RenewDeadline, func(reason string) {
+		if p.cfg.OnStepDown != nil {
+			p.cfg.OnStepDown(name, reason)
+		}
+	}, p.logger.WithValues("lease", name))
+	t.last.Store(written)
+	t.rule.renewed(sent)
+	p.mu.Lock()
+	p.observed[name] = observation{rv: written.ResourceVersion, at: sent, labels: written.Labels}
+	old := p.terms[name]
+	p.terms[name] = t
+	p.mu.Unlock()
+	t.rule.logger.Info("Acquired the lease")
+	if old != nil {
+		old.rule.stepDown("a new term of the lease began")
+	}
+	return t
+}
+
+// A Record is a Lease as Pool.List read it.
+type Record struct {
+	// Name and Labels are the Lease's.
+	Name   string
+	Labels map[string]string
+	// Holder is the identity holding the Lease, "" when it is free.
+	Holder string
+	// Expired is true when a holder is named but the record has not
+	// changed for its leaseDurationSeconds, by this replica's clock,
+	// since this replica first read that version of it. A record read
+	// once is not expired yet, unless it gives no duration.
+	Expired bool
+}
+
+// List reads the Leases of the Pool's namespace that carry all of lbls,
+// sorted by name. It is a read like any other: it counts towards the
+// expiry of the records, and a term of this Pool whose record it shows
+// held by another, in a newer version than the term's last write, ends.
+func (p *Pool) List(ctx context.Context, lbls map[string]string) ([]Record, error) {
+	sel := labels.SelectorFromSet(lbls)
+	list, err := p.leases.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("listing leases %s: %w", sel, err)
+	}
+	out := make([]Record, 0, len(list.Items))
+	listed := map[string]bool{}
+	for i := range list.Items {
+		l := &list.Items[i]
+		listed[l.Name] = true
+		out = append(out, Record{Name: l.Name, Labels: l.Labels, Holder: holderOf(l), Expired: p.see(l)})
+	}
+	// Forget the records the selector no longer finds (deleted): were one
+	// to come back, its expiry is counted again from its first read.
+	p.mu.Lock()
+	for name, o := range p.observed {
+		if !listed[name] && p.terms[name] == nil && sel.Matches(labels.Set(o.labels)) {
+			delete(p.observed, name)
+		}
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// see records a read of l: the first read of its version starts the count
+// of its expiry, and it ends this Pool's term of l if it shows another
+// holder in a version newer than the term's last write. It returns whether
+// l has expired.
+func (p *Pool) see(l *coordinationv1.Lease) (expired bool) {
+	now := p.cfg.Clock.Now()
+	holder := holderOf(l)
+	p.mu.Lock()
+	o, ok := p.observed[l.Name]
+	if !ok || newer(l.ResourceVersion, o.rv) {
+		o = observation{rv: l.ResourceVersion, at: now, labels: l.Labels}
+		p.observed[l.Name] = o
+	}
+	t := p.terms[l.Name]
+	p.mu.Unlock()
+	if t != nil && holder != p.cfg.Identity && newer(l.ResourceVersion, t.last.Load().ResourceVersion) {
+		t.rule.heldBy(holder)
+	}
+	duration := time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 0)) * time.Second
+	return holder != "" && l.ResourceVersion == o.rv && !now.Before(o.at.Add(duration))
+}
+
+// newer reports whether resourceVersion a is newer than b. The API
+// conventions make resourceVersions opaque, but every etcd-backed API
+// server issues increasing integers, and only an order tells a stale read
+// from a new one. When either does not parse, any difference counts as
+// newer: a term then ends, or an expiry restarts, on a read it could have
+// ignored, which costs time, never safety.
+func newer(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	if errA != nil || errB != nil {
+		return a != b
+	}
+	return x > y
+}
+
+func holderOf(l *coordinationv1.Lease) string { return ptr.Deref(l.Spec.HolderIdentity, "") }
+
+// Term is one holding of one Lease by a Pool, from the write that acquired
+// it until it is lost or released. Its methods are safe for concurrent
+// use; Dispatching is cheap enough to be asked before every call.
+type Term struct {
+	pool *Pool
+	name string
+	rule *rule
+
+	write sync.Mutex                           // one Renew or Release at a time
+	last  atomic.Pointer[coordinationv1.Lease] // the record as the term last wrote it
+}
+
+// Name returns the name of the term's Lease.
+func (t *Term) Name() string { return t.name }
+
+// Dispatching reports whether calls covered by the Lease may start now. It
+// turns false, and stays false, the moment a read shows another holder in a
+// newer version of the record, or the renew deadline has passed since the
+// start of the term's last write that succeeded (the acquisition or a
+// renewal), or Release is called.
+func (t *Term) Dispatching() bool { return t.rule.check() }
+
+// Reason says why the term ended; "" while it has not.
+func (t *Term) Reason() string { return t.rule.ended() }
+
+// Renew makes one attempt to renew the Lease: it writes the term's last
+// record with a new renewTime, with that record's resourceVersion as a
+// precondition; on success the renew deadline counts again from when the
+// write was sent. On a conflict it reads the record: held by another, the
+// term ends; still this identity's (somebody else wrote it, say its
+// labels), it tries once more on the version read. An error means this
+// attempt failed (wrapping ErrTermOver if the term had ended already);
+// Dispatching says whether the term survives it.
+func (t *Term) Renew(ctx context.Context) error {
+	t.write.Lock()
+	defer t.write.Unlock()
+	if !t.rule.check() {
+		return fmt.Errorf("lease %s: %w: %s", t.name, ErrTermOver, t.rule.ended())
+	}
+	err := t.renew(ctx, t.last.Load())
+	if !apierrors.IsConflict(err) {
+		return err
+	}
+	cur, getErr := t.pool.leases.Get(ctx, t.name, metav1.GetOptions{})
+	if getErr != nil {
+		return fmt.Errorf("%w; reading it again: %w", err, getErr)
+	}
+	t.pool.see(cur)
+	if h := holderOf(cur); h != t.pool.cfg.Identity {
+		t.rule.heldBy(h) // in case the read was no newer than the term's write
+		return fmt.Errorf("%w: held by %q now", err, h)
+	}
+	if !t.current() {
+		return fmt.Errorf("%w: the term ended meanwhile", err)
+	}
+	return t.renew(ctx, cur)
+}
+
+// renew writes from, renewed, with its resourceVersion as precondition.
+func (t *Term) renew(ctx context.Context, from *coordinationv1.Lease) error {
+	next := from.DeepCopy()
+	sent := t.pool.cfg.Clock.Now()
+	t.pool.hold(&next.Spec, sent)
+	written, err := t.pool.leases.Update(ctx, next, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("lease %s: renewing it: %w", t.name, err)
+	}
+	t.wrote(written, sent)
+	// A renewal that succeeds after the term ended (a request that hung
+	// past the deadline) keeps the record this replica's, but does not
+	// begin the term again.
+	t.rule.renewed(sent)
+	return nil
+}
+
+// wrote records the term's write of written, sent at sent.
+func (t *Term) wrote(written *coordinationv1.Lease, sent time.Time) {
+	t.last.Store(written)
+	t.pool.mu.Lock()
+	defer t.pool.mu.Unlock()
+	if o, ok := t.pool.observed[t.name]; !ok || newer(written.ResourceVersion, o.rv) {
+		t.pool.observed[t.name] = observation{rv: written.ResourceVersion, at: sent, labels: written.Labels}
+	}
+}
+
+// current reports whether t is on and is its Pool's newest term of the
+// Lease.
+func (t *Term) current() bool {
+	t.pool.mu.Lock()
+	defer t.pool.mu.Unlock()
+	return t.pool.terms[t.name] == t && t.rule.held()
+}
+
+// Release ends the term (Dispatching is false from the call on) and writes
+// the record free: no holder, a lease duration of one second, with the
+// resourceVersion of the term's last write as a precondition, so that
+// another replica may take it at once. A record that is no longer this
+// term's is left alone: when the write conflicts, Release reads the record
+// and tries once more only if it still names this identity and no newer
+// term of this Pool holds it. Call it only once every call started under
+// the term has returned; a term lost, or whose calls cannot be waited for,
+// is left to expire. The error says why the record was not written free;
+// the term is over either way.
+func (t *Term) Release(ctx context.Context) error {
+	t.rule.stepDown("released")
+	t.write.Lock()
+	defer t.write.Unlock()
+	defer t.forget()
+	err := t.release(ctx, t.last.Load())
+	if !apierrors.IsConflict(err) {
+		return err
+	}
+	cur, getErr := t.pool.leases.Get(ctx, t.name, metav1.GetOptions{})
+	if getErr != nil {
+		return fmt.Errorf("%w; reading it again: %w", err, getErr)
+	}
+	t.pool.see(cur)
+	if h := holderOf(cur); h != t.pool.cfg.Identity {
+		t.rule.logger.Info("Not releasing the lease: it is no longer ours", "holder", h)
+		return fmt.Errorf("%w: held by %q now", err, h)
+	}
+	if !t.newest() {
+		return fmt.Errorf("%w: a newer term holds it", err)
+	}
+	return t.release(ctx, cur)
+}
+
+func (t *Term) release(ctx context.Context, from *coordinationv1.Lease) error {
+	next := from.DeepCopy()
+	now := metav1.NewMicroTime(t.pool.cfg.Clock.Now())
+	next.Spec.HolderIdentity = ptr.To("")
+	next.Spec.LeaseDurationSeconds = ptr.To[int32](1)
+	next.Spec.RenewTime = &now
+	next.Spec.AcquireTime = &now
+	written, err := t.pool.leases.Update(ctx, next, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("lease %s: not released: %w", t.name, err)
+	}
+	t.last.Store(written)
+	t.rule.logger.Info("Released the lease")
+	return nil
+}
+
+// newest reports whether t is its Pool's newest term of the Lease.
+func (t *Term) newest() bool {
+	t.pool.mu.Lock()
+	defer t.pool.mu.Unlock()
+	return t.pool.terms[t.name] == t
+}
+
+// forget drops t from its Pool once released.
+func (t *Term) forget() {
+	t.pool.mu.Lock()
+	defer t.pool.mu.Unlock()
+	if t.pool.terms[t.name] == t {
+		delete(t.pool.terms, t.name)
+	}
+}
