@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -70,7 +71,7 @@ func TestShardedReplicas(t *testing.T) {
 	ringSelector := labels.Set{"kubehandler.io/shard-ring": ring}.String()
 	t.Cleanup(func() {
 		// After the replicas are killed (cleanups run last first).
-		err := leases.DeleteCollection(t.Context(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: ringSelector})
+		err := leases.DeleteCollection(context.WithoutCancel(t.Context()), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: ringSelector})
 		if err != nil {
 			t.Errorf("deleting the ring's Leases: %v", err)
 		}
@@ -159,6 +160,12 @@ func TestShardedReplicas(t *testing.T) {
 	}
 	counts = balanced(survivors...)
 	takenOver := time.Since(killedAt)
+	// The killed replica renewed its Leases at most a retry period before
+	// the kill, and the others wait a lease duration from their first read
+	// of that renewal: a take-over sooner would be two holders at once.
+	if takenOver < shardLeaseDuration-shardRetryPeriod {
+		t.Errorf("the killed replica's slots were taken over %s after the kill, before its Leases could expire (lease duration %s, retry period %s)", takenOver, shardLeaseDuration, shardRetryPeriod)
+	}
 	if held, err := holders(); err != nil || held[killed.identity] != 0 {
 		t.Errorf("after the take-over the killed replica holds %d slot Leases (%v), want 0", held[killed.identity], err)
 	}
