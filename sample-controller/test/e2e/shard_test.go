@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,6 +49,8 @@ func startShardReplica(t *testing.T, ring string, i int) *shardReplica {
 		"--shard-lease-duration", shardLeaseDuration.String(),
 		"--shard-renew-deadline", shardRenewDeadline.String(),
 		"--shard-retry-period", shardRetryPeriod.String(),
+		// The Foo handler logs each Deployment it creates or scales.
+		"-v=2",
 	)
 	return &shardReplica{process: p, identity: identity}
 }
@@ -132,18 +135,30 @@ func TestShardedReplicas(t *testing.T) {
 	created := time.Now()
 	createFoos(t, c, ns, "foo", n)
 	waitForAllReady(t, c, ns, n, 2*time.Minute)
+	// Each replica created the Deployments of some of the Foos, and
+	// together they created all (the API server lets each be created once).
+	createdBy := make([]map[string]bool, len(replicas))
+	creators := map[string]string{}
 	calls := make([]int, len(replicas))
 	for i, r := range replicas {
+		createdBy[i] = r.loggedDeployments(t, ns, `"Created Deployment"`)
+		for name := range createdBy[i] {
+			creators[name] = r.name
+		}
 		v, err := r.metric("kubehandler_handler_calls_total", `handler="Foo"`)
 		if err != nil {
 			t.Fatal(err)
 		}
 		calls[i] = int(v)
-		if calls[i] == 0 {
-			t.Errorf("%s, holding %d slots, made no Foo handler call", r.name, counts[i])
+		if len(createdBy[i]) == 0 {
+			t.Errorf("%s, holding %d slots, created no Deployment", r.name, counts[i])
 		}
 	}
-	report(t, "%d Foos all Ready %s after the first create; Foo handler calls by replica %v", n, time.Since(created).Round(time.Millisecond), calls)
+	if len(creators) != n {
+		t.Errorf("the replicas' logs show %d Deployments created, want %d", len(creators), n)
+	}
+	report(t, "%d Foos all Ready %s after the first create; Deployments created by replica %d, %d, %d; Foo handler calls by replica %v (Foos of other tests' namespaces included)",
+		n, time.Since(created).Round(time.Millisecond), len(createdBy[0]), len(createdBy[1]), len(createdBy[2]), calls)
 
 	// SIGKILL: the killed replica's Leases stay held until they expire.
 	killed, survivors := replicas[1], []*shardReplica{replicas[0], replicas[2]}
@@ -170,8 +185,20 @@ func TestShardedReplicas(t *testing.T) {
 		t.Errorf("after the take-over the killed replica holds %d slot Leases (%v), want 0", held[killed.identity], err)
 	}
 	waitForAllReady(t, c, ns, n, 2*time.Minute)
-	report(t, "killed %s: its slots taken over %s after the kill (lease duration %s; slots now %v), all %d Foos Ready at 2 replicas %s after the kill",
-		killed.name, takenOver.Round(time.Millisecond), shardLeaseDuration, counts, n, time.Since(killedAt).Round(time.Millisecond))
+	// The killed replica's Foos were scaled by the others.
+	scaled := map[string]bool{}
+	for _, r := range survivors {
+		for name := range r.loggedDeployments(t, ns, `"Updating Deployment replicas"`, `replicas=2`) {
+			scaled[name] = true
+		}
+	}
+	for name := range createdBy[1] {
+		if !scaled[name] {
+			t.Errorf("Deployment %s, created by the killed replica, was not scaled by the others (their logs)", name)
+		}
+	}
+	report(t, "killed %s: its slots taken over %s after the kill (lease duration %s; slots now %v), all %d Foos Ready at 2 replicas %s after the kill, its %d scaled by the others",
+		killed.name, takenOver.Round(time.Millisecond), shardLeaseDuration, counts, n, time.Since(killedAt).Round(time.Millisecond), len(createdBy[1]))
 
 	// SIGTERM: the replica drains, releases its slots and exits 0 (66 would
 	// be a data race); the last one takes them over at once.
@@ -198,6 +225,40 @@ func TestShardedReplicas(t *testing.T) {
 	if len(held) != 1 || held[""] != shardSlots {
 		t.Errorf("after the last replica exited, slot Leases by holder: %v; want all %d free", held, shardSlots)
 	}
+}
+
+// loggedDeployments returns the names of the Deployments of namespace ns
+// in the lines of the process's log that carry msg and every one of extra.
+func (p *process) loggedDeployments(t *testing.T, ns, msg string, extra ...string) map[string]bool {
+	t.Helper()
+	data, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := `deployment="` + ns + `/`
+	names := map[string]bool{}
+	for line := range strings.Lines(string(data)) {
+		if !strings.Contains(line, msg) || !containsAll(line, extra) {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, prefix)
+		if !ok {
+			continue
+		}
+		if name, _, ok := strings.Cut(rest, `"`); ok {
+			names[name] = true
+		}
+	}
+	return names
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 func holderIdentity(l *coordinationv1.Lease) string {
