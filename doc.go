@@ -193,6 +193,61 @@
 // Kubernetes Event about the object of a call (WithEventRecorder,
 // NewEventRecorder).
 //
+// # Scaling out
+//
+// WithSharding splits one controller's objects across the replicas of a
+// ring (promise 10), with no component beyond the replicas: each runs the
+// same binary, keeps the full cache of its informers, and dispatches only
+// the objects in the slots it holds, dropping the others' events before
+// they reach its queue. A slot is a fixed range of the 64-bit FNV-1a hash of
+// metadata.uid (k8s.io/apimachinery/pkg/sharding's, the function the API
+// server evaluates for KEP-5866 shard selectors): Slots of them, a power of
+// two, slot i being the top bits of the hash. Every slot has its own Lease,
+// "<ring>-<slot>", and every replica a membership Lease; each replica
+// computes the same assignment from the members and holders it reads
+// (floor or ceil of Slots/replicas each, moving the fewest slots), gives up
+// the slots that are no longer its own and takes those nobody alive holds.
+// The Lease rule is leader election's, per slot: a replica stops starting
+// calls of a slot the moment a read shows another holder or RenewDeadline
+// passes since its last renewal, cancels the slot's calls in flight at its
+// next step, and releases a slot only once every call of it has returned;
+// a new holder takes a slot only when it is released or its lease expired.
+// So one call at a time per object holds across the ring, through
+// scale-up, scale-down, a replica that stops (it hands its slots over as
+// soon as its calls returned: the others, watching the Leases, take them
+// within a round trip) and a replica that dies (its slots are taken after
+// LeaseDuration), with the same window for calls of a frozen process as
+// under leader election (see above; internal/shard's package doc gives the
+// argument in full).
+//
+// A replica that takes a slot queues every cached object of it as an add in
+// the low lane, as a new leader does with its initial list: its handlers see
+// each object's current state, live events go first. A delete that happened
+// while the slot was changing hands is not seen by the new holder, as a
+// controller does not see the deletes of its downtime: clean-up that must
+// run belongs in a finalizer (handlers/cascade holds one). Slots follow the
+// UID: an object deleted and created again under its name is a new object,
+// possibly in another slot on another replica.
+//
+// Secondary resources (the Deployments a Foo owns) are usually watched in
+// full and their handlers Enqueue the owner. Name their handlers in
+// Sharding.Secondary: every replica dispatches their events, and Enqueue of
+// an owner in a slot this replica does not hold returns false; the replica
+// holding it saw the same event and enqueues it there. Every other handler
+// is split by its objects' UIDs.
+//
+// A replica is ready (Readiness) once it holds its share, or knows it is a
+// spare (more replicas than slots). With WithMetrics, kubehandler_shard_slots
+// is the number of slots a replica holds and
+// kubehandler_shard_handovers_total{direction="in"|"out"} counts slots taken
+// and given up; the handler metrics are per replica as before. Client-side
+// filtering works on every cluster; each replica still lists and watches
+// everything. Server-side shard selectors (informers that list and watch
+// only a replica's slots) are not offered yet. Sharding and leader election
+// exclude each other, and sharding is an option of an EventLoop (its
+// informers' caches place a key and list a slot taken over), not of a
+// WorkQueue.
+//
 // # Debug endpoint
 //
 // DebugHandler answers the operator's "why isn't my object handled?" with a
@@ -291,10 +346,14 @@ package kubehandler
 // and around it, the life of a Run:
 //
 //	run.go         claim -> (EventLoop: hookAll, eventloop.go) -> run:
-//	               waitForSync, runWorkers or its leader-election variant
-//	               lead, end -> (unhookAll) -> release; leaderelection.go
+//	               waitForSync, runWorkers or its variants lead (leader
+//	               election) and runSharded, end -> (unhookAll) -> release; leaderelection.go
 //	               holds the Lease's configuration, internal/lease the
 //	               term of one Lease (step-down, release after the drain)
+//	sharding.go    runSharded's sharder (WithSharding): Steps the ring's
+//	               internal/shard Replica on internal/lease's Pool, keeps
+//	               the held slots that enqueue filters by (accepts) and
+//	               dispatch asks (begin/end), and lists a slot taken over
 //	health.go      Readiness, Liveness and IsLeader read the Run's phase and
 //	               the workers' slots
 //	debug.go       DebugHandler reads them too, and the entries: their

@@ -125,6 +125,7 @@ func (l *eventLoop) hook(h EventHandler) (reg cache.ResourceEventHandlerRegistra
 		l.q.setHandlers(name, func(k *kindHandlers) {
 			k.handlers = [...]WorkQueueHandler{addEvent: h.AddFunc, updateEvent: h.UpdateFunc, deleteEvent: h.DeleteFunc}
 			k.store = store
+			k.informer = informer
 		})
 		var err error
 		reg, err = informer.AddEventHandler(&informerHandler{q: l.q, kind: name, resyncs: l.q.opts.resyncEvents})

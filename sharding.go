@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
+	"github.com/kubehandler/kubehandler/internal/lease"
+	"github.com/kubehandler/kubehandler/internal/lease/shardleases"
 	"github.com/kubehandler/kubehandler/internal/shard"
 )
 
@@ -103,6 +105,9 @@ func WithSharding(s Sharding) Option {
 			errs = append(errs, fmt.Errorf("RenewDeadline (%s) must be shorter than LeaseDuration (%s)", cfg.RenewDeadline, cfg.LeaseDuration))
 		case cfg.RetryPeriod >= cfg.RenewDeadline:
 			errs = append(errs, fmt.Errorf("RetryPeriod (%s) must be shorter than RenewDeadline (%s)", cfg.RetryPeriod, cfg.RenewDeadline))
+		}
+		if _, err := cfg.newLeases(nil, logr.Discard()); err != nil && len(errs) == 0 {
+			errs = append(errs, err)
 		}
 		if len(errs) > 0 {
 			o.errs = append(o.errs, fmt.Errorf("kubehandler: WithSharding: %w", errors.Join(errs...)))
@@ -312,13 +317,6 @@ func (s *sharder) apply(terms []shard.Term) {
 	// First the snapshot, so that events of the new slots are queued from
 	// here on, then the listing: nothing falls between the two.
 	s.held.Store(&held)
-	if lost.Len() > 0 {
-		s.logger.Info("Stopped dispatching shard slots", "slots", lost.String(), "held", held.String())
-	}
-	if gained.Len() > 0 {
-		n := s.list(gained)
-		s.logger.Info("Dispatching shard slots", "slots", gained.String(), "held", held.String(), "queued", n)
-	}
 	if m := s.q.metrics; m != nil {
 		m.shardSlots.WithLabelValues(s.q.name).Set(float64(held.Len()))
 		if lost.Len() > 0 {
@@ -326,6 +324,39 @@ func (s *sharder) apply(terms []shard.Term) {
 		}
 		if gained.Len() > 0 {
 			m.shardHandovers.WithLabelValues(s.q.name, "in").Add(float64(gained.Len()))
+		}
+	}
+	s.narrow(held)
+	if lost.Len() > 0 {
+		s.logger.Info("Stopped dispatching shard slots", "slots", lost.String(), "held", held.String())
+	}
+	if gained.Len() > 0 {
+		n := s.list(gained)
+		s.logger.Info("Dispatching shard slots", "slots", gained.String(), "held", held.String(), "queued", n)
+	}
+}
+
+// slotInformer is an informer that lists and watches only the slots it is
+// told (the server-side shard selectors of ShardedInformer).
+type slotInformer interface {
+	// setSlots makes the informer list and watch the slots of s, and no
+	// others: it starts what is new and stops the rest.
+	setSlots(s shard.Set)
+}
+
+// narrow tells the sharded handlers' informers which slots to list and
+// watch: those held, and those whose calls have not all returned yet (a
+// call of a slot being handed over still finds its object in the cache).
+func (s *sharder) narrow(held shard.Set) {
+	keep := held
+	for slot := range s.ring.Slots() {
+		if s.replica.InFlight(slot) > 0 {
+			keep = keep.Add(slot)
+		}
+	}
+	for kind, k := range *s.q.kinds.Load() {
+		if si, ok := k.informer.(slotInformer); ok && !s.secondary[kind] {
+			si.setSlots(keep)
 		}
 	}
 }
@@ -426,8 +457,21 @@ func holderOf(l *coordinationapiv1.Lease) string {
 	return *l.Spec.HolderIdentity
 }
 
-// newLeases returns the Leases of the ring for one Run: package lease's
-// Pool, the mechanism leader election holds its Lease with.
+// newLeases returns the Leases of the ring for one Run: a lease.Pool, the
+// Lease mechanism leader election uses too, with its step-down rule per
+// slot. It makes no request.
 func (s *Sharding) newLeases(c clock.Clock, logger logr.Logger) (shard.Leases, error) {
-	return nil, errors.New("TODO: lease pool")
+	pool, err := lease.NewPool(lease.PoolConfig{
+		Client:        s.Client,
+		Namespace:     s.Namespace,
+		Identity:      s.Identity,
+		LeaseDuration: s.LeaseDuration,
+		RenewDeadline: s.RenewDeadline,
+		Clock:         c,
+		Logger:        logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return shardleases.New(pool), nil
 }

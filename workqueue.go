@@ -94,11 +94,13 @@ type workQueue struct {
 }
 
 // kindHandlers is what is registered for one kind: a handler per event type,
-// the handler's metrics and, for an EventLoop handler, its informer's store.
+// the handler's metrics and, for an EventLoop handler, its informer and the
+// informer's store.
 type kindHandlers struct {
 	handlers [deleteEvent + 1]WorkQueueHandler
 	metrics  *handlerMetrics
 	store    cache.Store
+	informer cache.SharedInformer // an EventLoop handler's
 }
 
 func newWorkQueue(name string, opts []Option) *workQueue {

@@ -1,6 +1,8 @@
 package kubehandlertest
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -316,6 +318,14 @@ func objectName(obj runtime.Object) cache.ObjectName {
 	return cache.ObjectName{Namespace: m.GetNamespace(), Name: m.GetName()}
 }
 
+// newUID returns the UID of the object stored at resourceVersion n: a
+// version 4 UUID as the API server makes, but a function of n, so a test's
+// UIDs are the same from run to run. Its digits are spread as random ones
+// are: UIDs that differ only in their last digits would share the top bits
+// of their FNV-1a hash, and all land in one shard slot (WithSharding).
 func newUID(n uint64) types.UID {
-	return types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", n))
+	b := sha256.Sum256(binary.BigEndian.AppendUint64(nil, n))
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	return types.UID(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
 }

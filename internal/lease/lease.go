@@ -1,8 +1,33 @@
-// Package lease holds one coordination.k8s.io Lease for one term of
-// leadership, and says the moment its holder must stop dispatching: the rule
-// behind "never two leaders". Everything in this module that holds a Lease
-// goes through it: the root package's WithLeaderElection holds one, sharding
-// holds one per shard slot.
+// Package lease holds coordination.k8s.io Leases, one term at a time each,
+// and says the moment a holder must stop dispatching: the rule behind
+// "never two leaders". Everything in this module that holds a Lease goes
+// through it: the root package's WithLeaderElection holds one with a
+// Holder, sharding holds one per shard slot (and one per member) with a
+// Pool.
+//
+// # The rule
+//
+// A term begins with the write that made this replica the holder, and
+// ends, once and for good, the first of:
+//
+//   - a read of the Lease that shows another holder (or none: released).
+//     For a Pool the read must show a newer version than the term's last
+//     write, so that a stale read cannot end a term;
+//   - the renew deadline passing since the last write that succeeded was
+//     sent (sent, not answered: the API server may have stored it, and
+//     others started counting, at any moment in between), measured on the
+//     caller's clock, so a fake clock drives it in tests and a process
+//     that froze finds its deadline passed the moment it resumes;
+//   - its owner ending it (Holder.Stop, Term.Release).
+//
+// The renew deadline is shorter than the lease duration, and another
+// replica takes a Lease only when it is free, or unchanged for its lease
+// duration by the taker's clock since the taker first read that version:
+// so the old holder has stopped before the new one begins. One unexported
+// type keeps that state and applies the rule for both: a Holder and a Term
+// differ only in who reads and writes the Lease.
+//
+// # Holder: one Lease, over client-go's elector
 //
 // A Holder campaigns for its Lease with client-go's leader elector
 // (tools/leaderelection). The elector does the acquire and renew protocol
@@ -13,20 +38,49 @@
 // outside, through the resourcelock.Interface it hands the elector (every
 // Get, Create and Update the elector makes goes through the Holder):
 //
-//   - an early stop: the term ends the moment a read of the Lease shows
-//     another holder, or the renew deadline passes since the last renewal
-//     that succeeded, measured on the caller's clock. The elector would
-//     keep renewing (and its caller dispatching) until its own renew loop
-//     gives up, a whole renew deadline after the read.
+//   - an early stop: the rule above. The elector would keep renewing (and
+//     its caller dispatching) until its own renew loop gives up, a whole
+//     renew deadline after the read that showed another holder.
 //   - a late release: the elector runs with ReleaseOnCancel off; Stop
 //     releases the Lease only when the caller says its calls have drained,
 //     and only if the Lease is still this term's, with the resourceVersion
 //     of the record it has just read as a precondition.
 //
 // The elector's own timing (its retries and its renew deadline) runs on the
-// real clock. A Holder's deadline runs on the clock it is given, so a fake
-// clock drives the step-down in tests and a frozen process sees its deadline
-// passed the moment it resumes.
+// real clock; a Holder's deadline runs on the clock it is given, with a
+// timer of its own that ends the term when nobody asks.
+//
+// # Pool: many Leases, driven by the caller
+//
+// A Pool holds any number of Leases of one namespace for one identity, one
+// Term each, with no goroutine and no timer: its caller (a shard Replica's
+// Step) acquires, renews, lists and releases when it likes, and asks
+// Term.Dispatching before each call; the deadline is checked there. There
+// is no elector to reuse for this: it holds one Lease and runs its own
+// loop. The Pool writes the Lease fields the elector writes
+// (holderIdentity, leaseDurationSeconds, acquireTime and leaseTransitions
+// on a change of holder, renewTime) so that both read each other's
+// records alike, and every Update carries the resourceVersion read or
+// last written as its precondition. What it chose where the shard
+// contract is silent:
+//
+//   - Expiry uses the record's own leaseDurationSeconds (as the elector
+//     does), counted from this Pool's first read of that resourceVersion;
+//     a record without a duration is expired at its first read.
+//   - "Newer" compares resourceVersions as the integers an etcd-backed API
+//     server issues; one that does not parse counts as newer whenever it
+//     differs, which can end a term or restart an expiry early, never
+//     late.
+//   - A renewal that conflicts reads the record: another holder ends the
+//     term; still this identity's (another client changed, say, a label),
+//     it is written once more on the version read. Release does the same,
+//     and never frees a record that a newer term of the same Pool holds.
+//   - A release writes no holder and a lease duration of one second, as a
+//     Holder's does, and is no transition: the next acquisition is.
+//   - A new term on a Lease ends the Pool's older term on it.
+//
+// Package shardleases adapts a Pool to shard.Leases; package lease itself
+// knows nothing of sharding.
 package lease
 
 import (
@@ -72,9 +126,9 @@ type Config struct {
 }
 
 // Holder holds one Lease for one term: from the write that acquires it to
-// the step-down. It is one per Lease, and one per term: a caller holding
-// several Leases (sharding holds one per slot) makes one Holder for each,
-// and makes a new Holder to stand again after a term ended. Its methods are
+// the step-down. It is one per Lease, and one per term: a caller makes a
+// new Holder to stand again after a term ended. A caller holding many
+// Leases on its own schedule (shard slots) uses a Pool instead. Its methods are
 // safe for concurrent use; Held and Check are cheap enough to be asked
 // before every call.
 //
