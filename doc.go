@@ -346,10 +346,14 @@ package kubehandler
 // and around it, the life of a Run:
 //
 //	run.go         claim -> (EventLoop: hookAll, eventloop.go) -> run:
-//	               waitForSync, runWorkers or its leader-election variant
-//	               lead, end -> (unhookAll) -> release; leaderelection.go
+//	               waitForSync, runWorkers or its variants lead (leader
+//	               election) and runSharded, end -> (unhookAll) -> release; leaderelection.go
 //	               holds the Lease's configuration, internal/lease the
 //	               term of one Lease (step-down, release after the drain)
+//	sharding.go    runSharded's sharder (WithSharding): Steps the ring's
+//	               internal/shard Replica on internal/lease's Pool, keeps
+//	               the held slots that enqueue filters by (accepts) and
+//	               dispatch asks (begin/end), and lists a slot taken over
 //	health.go      Readiness, Liveness and IsLeader read the Run's phase and
 //	               the workers' slots
 //	debug.go       DebugHandler reads them too, and the entries: their

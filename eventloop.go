@@ -89,6 +89,15 @@ func (l *eventLoop) hookAll() (syncWaits, error) {
 		}
 		l.names[name] = true
 	}
+	if sh := l.q.opts.sharding; sh != nil {
+		for _, name := range sh.Secondary {
+			if !l.names[name] {
+				// A misspelt name would split that handler by its own
+				// objects' UIDs, and its Enqueues would mostly miss.
+				errs = append(errs, fmt.Errorf("Sharding.Secondary names %q, which no registered handler is called", name))
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return syncWaits{}, fmt.Errorf("kubehandler: queue %q: %w", l.q.name, errors.Join(errs...))
 	}

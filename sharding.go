@@ -53,10 +53,12 @@ type Sharding struct {
 	// resources (the Deployments a Foo owns), watched in full on every
 	// replica, whose handlers Enqueue the owner: an Enqueue of a key this
 	// replica does not hold returns false, and the replica that holds it
-	// sees the same event and enqueues it there.
+	// sees the same event and enqueues it there. Every name must be a
+	// registered handler's: Run refuses an unknown one.
 	Secondary []string
 	// LeaseDuration, RenewDeadline and RetryPeriod are as in
-	// LeaderElection, per Lease (defaults 15s, 10s, 2s). A replica that
+	// LeaderElection, per Lease (defaults 15s, 10s, 2s). LeaseDuration is
+	// a whole number of seconds, as a Lease records it. A replica that
 	// dies loses its slots after LeaseDuration; one that stops hands them
 	// over as soon as its calls have returned.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration

@@ -186,6 +186,16 @@ func TestShardingConfigErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("unknown secondary handler", func(t *testing.T) {
+		s := ok
+		s.Secondary = []string{"Deployments"}
+		loop := kubehandler.NewEventLoop("bad", kubehandler.WithSharding(s))
+		loop.Register(&kubehandler.DefaultHandler{Name: "Deployment", Informer: kubehandlertest.NewInformer(t, newConfigMaps(t, 0), &corev1.ConfigMap{})})
+		err := loop.Run(context.Background(), 1)
+		if err == nil || !strings.Contains(err.Error(), `"Deployments"`) {
+			t.Fatalf("Run = %v, want an error naming the unknown handler", err)
+		}
+	})
 	t.Run("on a WorkQueue", func(t *testing.T) {
 		err := kubehandler.NewWorkQueue("bad", kubehandler.WithSharding(ok)).Run(context.Background(), 1)
 		if err == nil || !strings.Contains(err.Error(), "EventLoop") {

@@ -6,6 +6,8 @@
 // calls in flight (up to --drain-timeout) and exits; a second signal exits
 // at once. With --leader-elect, replicas share the work through a Lease:
 // one acts, the others stand by; a replica that loses the Lease exits 1.
+// With --shard-ring, replicas split the Foos between them instead: each
+// reconciles the Foos of the slots it holds, one Lease per slot.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -57,6 +60,14 @@ type flags struct {
 	leaseDuration time.Duration
 	renewDeadline time.Duration
 	retryPeriod   time.Duration
+
+	shardRing          string
+	shardSlots         int
+	shardNS            string
+	shardIdentity      string
+	shardLeaseDuration time.Duration
+	shardRenewDeadline time.Duration
+	shardRetryPeriod   time.Duration
 }
 
 func main() {
@@ -77,6 +88,13 @@ func main() {
 	flag.DurationVar(&f.leaseDuration, "leader-elect-lease-duration", kubehandler.DefaultLeaseDuration, "How long standbys wait after the leader's last renewal before they take over.")
 	flag.DurationVar(&f.renewDeadline, "leader-elect-renew-deadline", kubehandler.DefaultRenewDeadline, "How long the leader tries to renew before it gives up; shorter than the lease duration.")
 	flag.DurationVar(&f.retryPeriod, "leader-elect-retry-period", kubehandler.DefaultRetryPeriod, "Time between attempts to acquire or renew the Lease.")
+	flag.StringVar(&f.shardRing, "shard-ring", "", "Name of the ring of replicas that split the Foos between them, in slots held on Leases named after it; every replica of the controller uses the same. Empty: no sharding. Excludes --leader-elect.")
+	flag.IntVar(&f.shardSlots, "shard-slots", 16, "Number of slots of the ring: a power of two, the same on every replica, at least the number of replicas that should get work.")
+	flag.StringVar(&f.shardNS, "shard-namespace", "", "Namespace of the ring's Leases; in a Pod, its namespace by default.")
+	flag.StringVar(&f.shardIdentity, "shard-identity", "", "Name of this replica in the ring's Leases; unique per replica. Default: $POD_NAME, else the hostname, with a random suffix per process.")
+	flag.DurationVar(&f.shardLeaseDuration, "shard-lease-duration", kubehandler.DefaultLeaseDuration, "How long after a replica's last renewal the others take over its slots, when it died rather than stopped: whole seconds.")
+	flag.DurationVar(&f.shardRenewDeadline, "shard-renew-deadline", kubehandler.DefaultRenewDeadline, "How long a replica tries to renew a slot's Lease before it stops reconciling the slot; shorter than the lease duration.")
+	flag.DurationVar(&f.shardRetryPeriod, "shard-retry-period", kubehandler.DefaultRetryPeriod, "Time between renewals of the slots' Leases, and attempts to take the slots this replica should hold.")
 	klog.InitFlags(nil)
 	flag.Parse()
 
@@ -104,6 +122,9 @@ func run(ctx context.Context, f flags) error {
 	logger := klog.FromContext(ctx)
 	if f.debugEndpoint && f.probeAddr == "0" {
 		return errors.New("--debug-endpoint is served on the probe port: it needs --health-probe-bind-address")
+	}
+	if f.leaderElect && f.shardRing != "" {
+		return errors.New("--leader-elect and --shard-ring exclude each other: a ring shares the Foos between its replicas, leader election gives them all to one")
 	}
 	cfg, err := restConfig(f)
 	if err != nil {
@@ -137,6 +158,14 @@ func run(ctx context.Context, f flags) error {
 		}
 		loopOptions = append(loopOptions, kubehandler.WithLeaderElection(le))
 	}
+	var shardingCfg *kubehandler.Sharding
+	if f.shardRing != "" {
+		s, err := sharding(f, kubeClient)
+		if err != nil {
+			return err
+		}
+		shardingCfg = &s
+	}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -154,6 +183,7 @@ func run(ctx context.Context, f flags) error {
 		DynamicClient: dynamicClient,
 		LoopOptions:   loopOptions,
 		EventRecorder: recorder,
+		Sharding:      shardingCfg,
 	})
 	if err != nil {
 		return err
@@ -204,7 +234,11 @@ func run(ctx context.Context, f flags) error {
 		return err
 	}
 
-	logger.Info("Starting", "threadiness", f.threadiness, "server", cfg.Host, "leaderElection", f.leaderElect)
+	keysAndValues := []any{"threadiness", f.threadiness, "server", cfg.Host, "leaderElection", f.leaderElect}
+	if shardingCfg != nil {
+		keysAndValues = append(keysAndValues, "ring", shardingCfg.Namespace+"/"+shardingCfg.Name, "slots", shardingCfg.Slots, "identity", shardingCfg.Identity)
+	}
+	logger.Info("Starting", keysAndValues...)
 	return ctl.Run(ctx, f.threadiness)
 }
 
@@ -212,12 +246,10 @@ func run(ctx context.Context, f flags) error {
 func leaderElection(f flags, client kubernetes.Interface) (kubehandler.LeaderElection, error) {
 	namespace := f.leaseNS
 	if namespace == "" {
-		// In a Pod: the Pod's namespace, from its ServiceAccount's token mount.
-		data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-		if err != nil {
+		var ok bool
+		if namespace, ok = podNamespace(); !ok {
 			return kubehandler.LeaderElection{}, errors.New("--leader-elect outside a Pod needs --leader-elect-resource-namespace")
 		}
-		namespace = strings.TrimSpace(string(data))
 	}
 	return kubehandler.LeaderElection{
 		Client:        client.CoordinationV1(),
@@ -227,6 +259,52 @@ func leaderElection(f flags, client kubernetes.Interface) (kubehandler.LeaderEle
 		RenewDeadline: f.renewDeadline,
 		RetryPeriod:   f.retryPeriod,
 	}, nil
+}
+
+// sharding configures the ring of replicas that split the Foos between
+// them (--shard-*). controller.New makes the Deployment handler secondary.
+func sharding(f flags, client kubernetes.Interface) (kubehandler.Sharding, error) {
+	namespace := f.shardNS
+	if namespace == "" {
+		var ok bool
+		if namespace, ok = podNamespace(); !ok {
+			return kubehandler.Sharding{}, errors.New("--shard-ring outside a Pod needs --shard-namespace")
+		}
+	}
+	identity := f.shardIdentity
+	if identity == "" {
+		// Unique per process, as leader election's default: a replica
+		// restarted after a crash joins as a new member, and its
+		// predecessor's slots move once their Leases expire.
+		identity = os.Getenv("POD_NAME")
+		if identity == "" {
+			var err error
+			if identity, err = os.Hostname(); err != nil {
+				return kubehandler.Sharding{}, fmt.Errorf("--shard-ring without --shard-identity or $POD_NAME: %w", err)
+			}
+		}
+		identity += "_" + rand.String(8)
+	}
+	return kubehandler.Sharding{
+		Client:        client.CoordinationV1(),
+		Namespace:     namespace,
+		Name:          f.shardRing,
+		Identity:      identity,
+		Slots:         f.shardSlots,
+		LeaseDuration: f.shardLeaseDuration,
+		RenewDeadline: f.shardRenewDeadline,
+		RetryPeriod:   f.shardRetryPeriod,
+	}, nil
+}
+
+// podNamespace returns, in a Pod, the Pod's namespace, from its
+// ServiceAccount's token mount.
+func podNamespace() (string, bool) {
+	data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSpace(string(data)), true
 }
 
 // restConfig loads the client configuration: --kubeconfig, $KUBECONFIG,

@@ -1,14 +1,14 @@
-// Package shard is the groundwork of sharded dispatch (DESIGN promise 10):
+// Package shard is the protocol of sharded dispatch (DESIGN promise 10):
 // one controller split across replicas by the hash of metadata.uid, with
 // ownership in coordination.k8s.io Leases and, where the apiserver has the
 // ShardedListAndWatch feature gate (KEP-5866), server-side shard
-// selectors. It holds the parts that everything else stands on, each
-// usable and tested alone: the slot layout (Ring, Set), the assignment of
-// slots to replicas (Ring.Rebalance), the hand-over protocol (Replica, over
-// the Leases interface of the library's Lease mechanism) and the detection
-// of server support (Detect). The event loop's option, its wiring, metrics
-// and readiness come on top of it.
-//
+// selectors. It holds the parts, each usable and tested alone: the slot
+// layout (Ring, Set), the assignment of slots to replicas
+// (Ring.Rebalance), the hand-over protocol (Replica, over the Leases
+// interface, which internal/lease's Pool implements) and the detection of
+// server support (Detect). The root package's WithSharding (sharding.go)
+// drives a Replica for each Run: its Steps, Begin and End around each call,
+// metrics and readiness.//
 // # Slots
 //
 // A Ring of n = 2^k slots (1 to 4096) cuts the 64-bit FNV-1a hash of

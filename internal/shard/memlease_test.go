@@ -12,11 +12,13 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// This file is a stand-in for the library's Lease mechanism (issue 15),
-// over a store in memory, for the tests of the hand-over: it follows the
-// contract of Leases and Term to the letter, and lets a test make reads
-// stale and a replica unreachable. It is not a second implementation of the
-// rule for production: a Replica gets the real one.
+// This file is a model of the library's Lease mechanism (internal/lease's
+// Pool, which the root package gives a Replica), over a store in memory,
+// for the simulated tests of the hand-over: it follows the contract of
+// Leases and Term to the letter, and lets a test make reads stale and a
+// replica unreachable, which a real API server cannot be made to do on
+// cue. It is not a second implementation of the rule for production:
+// test/integration/lease runs Replicas over the Pool on a real API server.
 
 // memStore keeps Lease records in memory with their whole history, like
 // etcd: a write is a compare-and-swap on the resourceVersion and is seen by

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,7 +45,17 @@ type Config struct {
 	// none. kubehandler drops resyncs unless kubehandler.WithResyncEvents is
 	// among LoopOptions.
 	ResyncPeriod time.Duration
+	// Sharding, when set, makes this controller one replica of a ring
+	// (kubehandler.WithSharding) that splits the Foos between its
+	// replicas. New adds the Deployment handler to its Secondary handlers;
+	// leave that field empty. Do not combine it with
+	// kubehandler.WithLeaderElection in LoopOptions.
+	Sharding *kubehandler.Sharding
 }
+
+// DeploymentHandlerName is the name the Deployment handler is registered
+// under: with Config.Sharding, a secondary handler of the ring.
+const DeploymentHandlerName = "Deployment"
 
 // Controller runs the sample controller's handlers on one EventLoop.
 type Controller struct {
@@ -62,8 +73,25 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.KubeClient == nil || cfg.FooClient == nil || cfg.DynamicClient == nil {
 		return nil, errors.New("controller: Config needs KubeClient, FooClient and DynamicClient")
 	}
+	loopOptions := cfg.LoopOptions
+	if cfg.Sharding != nil {
+		// Sharded, the Foos are split between the replicas by the hash of
+		// their UIDs: the Foo handler (behind pause) and the cascade
+		// handler, both on the Foo informer, see only the Foos of this
+		// replica's slots. The Deployment handler is secondary: every
+		// replica watches every Deployment and dispatches each event, as
+		// a Deployment's UID is not its Foo's and would hash elsewhere.
+		// Its Enqueue of the owning Foo returns false on the replicas that
+		// do not hold the Foo's slot, and the one that does sees the same
+		// Deployment event and queues the Foo there. So a Deployment
+		// changed by hand is put back by its Foo's replica, and by no
+		// other.
+		sharding := *cfg.Sharding
+		sharding.Secondary = append(slices.Clone(sharding.Secondary), DeploymentHandlerName)
+		loopOptions = append(slices.Clone(loopOptions), kubehandler.WithSharding(sharding))
+	}
 	c := &Controller{
-		loop:          kubehandler.NewEventLoop(Name, cfg.LoopOptions...),
+		loop:          kubehandler.NewEventLoop(Name, loopOptions...),
 		kubeInformers: kubeinformers.NewSharedInformerFactory(cfg.KubeClient, cfg.ResyncPeriod),
 		fooInformers:  informers.NewSharedInformerFactory(cfg.FooClient, cfg.ResyncPeriod),
 	}
@@ -95,7 +123,7 @@ func New(cfg Config) (*Controller, error) {
 	c.loop.Register(pausable)
 
 	c.loop.Register(&DeploymentHandler{
-		DefaultHandler: kubehandler.DefaultHandler{Name: "Deployment", Informer: deploymentInformer.Informer()},
+		DefaultHandler: kubehandler.DefaultHandler{Name: DeploymentHandlerName, Informer: deploymentInformer.Informer()},
 		Deployments:    deploymentInformer.Lister(),
 		Foos:           fooInformer.Lister(),
 		FooHandler:     pausable.GetName(),
@@ -151,7 +179,9 @@ func (c *Controller) Run(ctx context.Context, threadiness int) error {
 
 // Readiness is the check of a /readyz endpoint (kubehandler.ProbeHandler):
 // it passes once Run's informers have synced and, with leader election,
-// while this replica leads or is a standby in touch with the lease.
+// while this replica leads or is a standby in touch with the lease; with
+// Config.Sharding, once it holds its share of the ring's slots or knows it
+// is a spare.
 func (c *Controller) Readiness(req *http.Request) error {
 	return kubehandler.Readiness(c.loop)(req)
 }

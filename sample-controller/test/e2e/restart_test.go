@@ -24,6 +24,7 @@ import (
 
 // process is the sample controller binary, run by a test.
 type process struct {
+	name      string
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	log       string
@@ -32,12 +33,31 @@ type process struct {
 }
 
 // startProcess runs the controller binary built by TestMain against the lab,
-// as the ServiceAccount of artifacts/deploy with its RBAC, with flags added
-// to the usual ones, and waits until /readyz answers 200. It is killed when
-// the test ends.
+// as the ServiceAccount of artifacts/deploy with its RBAC, with leader
+// election and flags added to the usual ones, and waits until /readyz
+// answers 200. It is killed when the test ends.
 func startProcess(t *testing.T, name string, flags ...string) *process {
 	t.Helper()
+	p := launchProcess(t, name, append([]string{
+		// Leader election on the Lease of artifacts/deploy's RBAC, with
+		// short durations: a killed leader's lease expires in 3s.
+		"--leader-elect",
+		"--leader-elect-resource-namespace", leaseNamespace,
+		"--leader-elect-lease-duration=3s",
+		"--leader-elect-renew-deadline=2s",
+		"--leader-elect-retry-period=500ms",
+	}, flags...)...)
+	p.waitReady(t, timeout)
+	return p
+}
+
+// launchProcess runs the controller binary as startProcess does, with only
+// the usual flags and these, and returns at once. It is killed when the
+// test ends.
+func launchProcess(t *testing.T, name string, flags ...string) *process {
+	t.Helper()
 	p := &process{
+		name:      name,
 		exited:    make(chan struct{}),
 		log:       filepath.Join(t.TempDir(), name+".log"),
 		probeAddr: freeAddr(t),
@@ -53,13 +73,6 @@ func startProcess(t *testing.T, name string, flags ...string) *process {
 		"--threadiness", "4",
 		"--health-probe-bind-address", p.probeAddr,
 		"--metrics-bind-address", p.metrics,
-		// Leader election on the Lease of artifacts/deploy's RBAC, with
-		// short durations: a killed leader's lease expires in 3s.
-		"--leader-elect",
-		"--leader-elect-resource-namespace", leaseNamespace,
-		"--leader-elect-lease-duration=3s",
-		"--leader-elect-renew-deadline=2s",
-		"--leader-elect-retry-period=500ms",
 	)
 	p.cmd.Args = append(p.cmd.Args, flags...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
@@ -82,7 +95,14 @@ func startProcess(t *testing.T, name string, flags ...string) *process {
 			t.Logf("%s's log:\n%s", name, tail(string(data), 40))
 		}
 	})
-	poll(t, timeout, name+" ready", func() (bool, error) {
+	return p
+}
+
+// waitReady waits until the process's /readyz answers 200, and fails the
+// test if it exits first or that takes longer than timeout.
+func (p *process) waitReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	poll(t, timeout, p.name+" ready", func() (bool, error) {
 		select {
 		case <-p.exited:
 			return false, fmt.Errorf("exited: %v", p.cmd.ProcessState)
@@ -94,7 +114,6 @@ func startProcess(t *testing.T, name string, flags ...string) *process {
 		}
 		return code == http.StatusOK, nil
 	})
-	return p
 }
 
 // kill kills the process with SIGKILL and waits for it to exit.
