@@ -50,19 +50,12 @@ func enqueueFromCall(ctx context.Context, key Key, l lane, fn string) (bool, err
 	if k == nil {
 		return false, fmt.Errorf("kubehandler: %s: queue %q has no handler named %q", fn, q.name, key.Kind)
 	}
-	var obj interface{} = cache.ObjectName{Namespace: key.Namespace, Name: key.Name}
-	if k.store != nil {
-		cached, exists, err := k.store.GetByKey(key.storeKey())
-		if err != nil || !exists {
-			return false, err
-		}
-		obj = cached
+	if k.store == nil {
+		q.enqueue(key.Kind, updateEvent, cache.ObjectName{Namespace: key.Namespace, Name: key.Name}, l)
+		return true, nil
 	}
-	if q.opts.sharding != nil && !q.shardAccepts(key.Kind, obj) {
-		// In a ring, another replica holds the object's slot: it sees the
-		// event that made this call Enqueue, and enqueues it there.
-		return false, nil
-	}
-	q.enqueue(key.Kind, updateEvent, obj, l)
-	return true, nil
+	// With WithSharding, a key in a slot this replica does not hold is not
+	// queued (false): the replica holding it sees the event that made this
+	// call Enqueue, and enqueues it there.
+	return q.enqueueCached(key, updateEvent, k.store, l)
 }

@@ -372,8 +372,17 @@ func (s *sharder) list(slots shard.Set) int {
 			continue
 		}
 		for _, obj := range k.store.List() {
-			if uid, ok := uidOf(obj); ok && slots.Has(s.ring.SlotOf(uid)) {
-				s.q.enqueue(kind, addEvent, obj, lowLane)
+			uid, ok := uidOf(obj)
+			if !ok || !slots.Has(s.ring.SlotOf(uid)) {
+				continue
+			}
+			namespace, name, _, err := objectKey(obj)
+			if err != nil {
+				continue
+			}
+			// Queued as the cache holds it now, not as listed: a newer state
+			// may have been delivered since.
+			if queued, _ := s.q.enqueueCached(Key{Kind: kind, Namespace: namespace, Name: name}, addEvent, k.store, lowLane); queued {
 				n++
 			}
 		}

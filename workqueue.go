@@ -206,8 +206,35 @@ func (q *workQueue) enqueue(kind string, t eventType, obj interface{}, l lane) {
 	if q.opts.sharding != nil && !q.shardAccepts(kind, object) {
 		return // another replica's (sharding.go)
 	}
-	key := Key{Kind: kind, Namespace: namespace, Name: name}
 	q.mu.Lock()
+	q.pushLocked(Key{Kind: kind, Namespace: namespace, Name: name}, t, object, l)
+	q.mu.Unlock()
+}
+
+// enqueueCached is enqueue of the object store caches for key, as Enqueue
+// and a shard slot taken over queue it; it reports whether there was one
+// (and, with sharding, whether it is this replica's). The object is read
+// under q.mu, at the moment it is merged: read any earlier, it could be
+// merged after a newer state the informer delivered meanwhile, and hide it
+// (promise 3). Read then, whatever the informer delivers for the key after
+// it is newer than it, or followed by what is.
+func (q *workQueue) enqueueCached(key Key, t eventType, store cache.Store, l lane) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	obj, exists, err := store.GetByKey(key.storeKey())
+	if err != nil || !exists {
+		return false, err
+	}
+	if q.opts.sharding != nil && !q.shardAccepts(key.Kind, obj) {
+		return false, nil
+	}
+	q.pushLocked(key, t, obj, l)
+	return true, nil
+}
+
+// pushLocked merges an event of type t about object into key's entry and,
+// during a Run, queues the entry. q.mu is held.
+func (q *workQueue) pushLocked(key Key, t eventType, object interface{}, l lane) {
 	e := q.entries[key]
 	if e == nil {
 		e = &entry{key: key}
@@ -227,7 +254,6 @@ func (q *workQueue) enqueue(kind string, t eventType, obj interface{}, l lane) {
 	if q.active != nil {
 		q.active.ready.addLocked(e)
 	}
-	q.mu.Unlock()
 }
 
 // shardAccepts reports whether an event of kind about obj is this
