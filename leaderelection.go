@@ -54,6 +54,19 @@ const (
 	DefaultRetryPeriod   = 2 * time.Second
 )
 
+// defaultTimings sets the durations of a Lease that are zero to their
+// defaults: leader election's and a shard ring's are the same.
+func defaultTimings(lease, renew, retry *time.Duration) {
+	for _, d := range []struct {
+		field *time.Duration
+		def   time.Duration
+	}{{lease, DefaultLeaseDuration}, {renew, DefaultRenewDeadline}, {retry, DefaultRetryPeriod}} {
+		if *d.field == 0 {
+			*d.field = d.def
+		}
+	}
+}
+
 // WithLeaderElection makes replicas of a loop take turns: every replica
 // runs its informers and keeps its queue (a warm standby), but only the
 // holder of the Lease runs workers. The leader steps down the moment a read
@@ -73,15 +86,7 @@ func WithLeaderElection(le LeaderElection) Option {
 			host, _ := os.Hostname()
 			cfg.Identity = host + "_" + string(uuid.NewUUID())
 		}
-		if cfg.LeaseDuration == 0 {
-			cfg.LeaseDuration = DefaultLeaseDuration
-		}
-		if cfg.RenewDeadline == 0 {
-			cfg.RenewDeadline = DefaultRenewDeadline
-		}
-		if cfg.RetryPeriod == 0 {
-			cfg.RetryPeriod = DefaultRetryPeriod
-		}
+		defaultTimings(&cfg.LeaseDuration, &cfg.RenewDeadline, &cfg.RetryPeriod)
 		var errs []error
 		if cfg.Client == nil {
 			errs = append(errs, errors.New("no Client"))

@@ -75,15 +75,7 @@ func WithSharding(s Sharding) Option {
 	return func(o *options) {
 		cfg := s
 		cfg.Secondary = slices.Clone(s.Secondary)
-		if cfg.LeaseDuration == 0 {
-			cfg.LeaseDuration = DefaultLeaseDuration
-		}
-		if cfg.RenewDeadline == 0 {
-			cfg.RenewDeadline = DefaultRenewDeadline
-		}
-		if cfg.RetryPeriod == 0 {
-			cfg.RetryPeriod = DefaultRetryPeriod
-		}
+		defaultTimings(&cfg.LeaseDuration, &cfg.RenewDeadline, &cfg.RetryPeriod)
 		var errs []error
 		if cfg.Client == nil {
 			errs = append(errs, errors.New("no Client"))
