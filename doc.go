@@ -241,9 +241,18 @@
 // is the number of slots a replica holds and
 // kubehandler_shard_handovers_total{direction="in"|"out"} counts slots taken
 // and given up; the handler metrics are per replica as before. Client-side
-// filtering works on every cluster; each replica still lists and watches
-// everything. Server-side shard selectors (informers that list and watch
-// only a replica's slots) are not offered yet. Sharding and leader election
+// filtering works on every cluster, and with plain informers each replica
+// lists, watches and caches everything. A handler whose informer is a
+// ShardedInformer caches only its replica's share: it runs one informer per
+// slot the replica holds (or still has calls in), each listing and watching
+// with the slot's KEP-5866 shard selector, started when the slot comes
+// (its objects arrive as an initial list, in the low lane) and stopped when
+// it goes (its cache dropped, with no delete events). It asks the API
+// server at Run whether it honours shard selectors (the ShardedListAndWatch
+// feature gate); if not, it logs so and caches everything, and the
+// client-side filter alone keeps each object on one replica. Outside a
+// sharded loop, and for secondary handlers, a ShardedInformer lists
+// nothing: give those plain informers. Sharding and leader election
 // exclude each other, and sharding is an option of an EventLoop (its
 // informers' caches place a key and list a slot taken over), not of a
 // WorkQueue.

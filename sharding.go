@@ -333,9 +333,9 @@ func (s *sharder) apply(terms []shard.Term) {
 // slotInformer is an informer that lists and watches only the slots it is
 // told (the server-side shard selectors of ShardedInformer).
 type slotInformer interface {
-	// setSlots makes the informer list and watch the slots of s, and no
-	// others: it starts what is new and stops the rest.
-	setSlots(s shard.Set)
+	// setSlots makes the informer list and watch the slots s of ring r,
+	// and no others: it starts what is new and stops the rest.
+	setSlots(r shard.Ring, s shard.Set)
 }
 
 // narrow tells the sharded handlers' informers which slots to list and
@@ -350,7 +350,7 @@ func (s *sharder) narrow(held shard.Set) {
 	}
 	for kind, k := range *s.q.kinds.Load() {
 		if si, ok := k.informer.(slotInformer); ok && !s.secondary[kind] {
-			si.setSlots(keep)
+			si.setSlots(s.ring, keep)
 		}
 	}
 }
