@@ -251,8 +251,8 @@
 // server at Run whether it honours shard selectors (the ShardedListAndWatch
 // feature gate); if not, it logs so and caches everything, and the
 // client-side filter alone keeps each object on one replica. Outside a
-// sharded loop, and for secondary handlers, a ShardedInformer lists
-// nothing: give those plain informers. Sharding and leader election
+// sharded loop, and for secondary handlers, a ShardedInformer would list
+// nothing: Run refuses it there; give those plain informers. Sharding and leader election
 // exclude each other, and sharding is an option of an EventLoop (its
 // informers' caches place a key and list a slot taken over), not of a
 // WorkQueue.

@@ -130,6 +130,11 @@ func (l *eventLoop) hook(h EventHandler) (reg cache.ResourceEventHandlerRegistra
 	}
 	err = guard(h, func() error {
 		informer := h.GetInformer()
+		if _, ok := informer.(slotInformer); ok && !l.q.opts.sharding.splits(name) {
+			// It would list nothing: only a sharded handler's loop tells it
+			// its slots.
+			return fmt.Errorf("handler %q: a ShardedInformer serves only a handler that WithSharding splits (not a Secondary one); give it a plain informer", name)
+		}
 		store := informer.GetStore()
 		l.q.setHandlers(name, func(k *kindHandlers) {
 			k.handlers = [...]WorkQueueHandler{addEvent: h.AddFunc, updateEvent: h.UpdateFunc, deleteEvent: h.DeleteFunc}

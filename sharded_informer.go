@@ -83,11 +83,11 @@ type ShardedInformerConfig struct {
 // always correct.
 //
 // Until a sharded loop tells it its slots it lists nothing, in either
-// mode: in a loop without WithSharding, or for a handler named in
-// Sharding.Secondary, it stays empty (and synced, once running and the
-// server's answer is in): use a plain informer there. The loop tells it
-// after its caches synced, at its first step in the ring, and again at
-// every change of the slots it holds. HasSynced, of the informer and of each handler's
+// mode, so a loop without WithSharding, and a handler named in
+// Sharding.Secondary, would get nothing from it: Run refuses such a
+// handler; give it a plain informer. The loop tells it after its caches
+// synced, at its first step in the ring, and again at every change of the
+// slots it holds. HasSynced, of the informer and of each handler's
 // registration, is true once Run has the server's answer and while every
 // current slot's informer has synced (and delivered its initial list to
 // the handler); with no slot, it is true. It can turn false again when a

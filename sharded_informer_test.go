@@ -545,9 +545,10 @@ func TestShardedInformerSyncFollowsTheSlots(t *testing.T) {
 	}
 }
 
-// Outside a sharded loop the ShardedInformer lists nothing: a plain loop
-// over it syncs and is called for nothing.
-func TestShardedInformerOutsideARingListsNothing(t *testing.T) {
+// Outside a sharded loop, and for a secondary handler of one, nothing
+// would tell a ShardedInformer its slots: it lists nothing, and Run refuses
+// such a handler.
+func TestShardedInformerOutsideARing(t *testing.T) {
 	for _, honoured := range []bool{true, false} {
 		t.Run(fmt.Sprintf("honoured=%t", honoured), func(t *testing.T) {
 			source := newConfigMaps(t, 10)
@@ -558,18 +559,24 @@ func TestShardedInformerOutsideARingListsNothing(t *testing.T) {
 			inf := newShardedInformer(t, source, server)
 			runInformer(t, inf, logr.Discard())
 			calls := newRingCalls(t)
-			loop := kubehandler.NewEventLoop("plain")
-			loop.Register(calls.handler("plain", inf, 0))
-			run := kubehandlertest.Start(t, loop, 1)
-			eventually(t, "the loop is ready", func() bool { return kubehandler.Readiness(loop)(nil) == nil })
-			if !inf.HasSynced() {
-				t.Error("not synced")
+
+			plain := kubehandler.NewEventLoop("plain")
+			plain.Register(calls.handler("plain", inf, 0))
+			if err := plain.Run(context.Background(), 1); err == nil || !strings.Contains(err.Error(), "ShardedInformer") {
+				t.Errorf("Run without sharding = %v, want an error about the ShardedInformer", err)
 			}
+			r := newRing()
+			cfg := r.sharding("a")
+			cfg.Secondary = []string{"cm"}
+			secondary := kubehandler.NewEventLoop("secondary", kubehandler.WithSharding(cfg))
+			secondary.Register(calls.handler("a", inf, 0))
+			if err := secondary.Run(context.Background(), 1); err == nil || !strings.Contains(err.Error(), "Secondary") {
+				t.Errorf("Run with a secondary handler = %v, want an error about the ShardedInformer", err)
+			}
+
+			eventually(t, "the informer has the server's answer", inf.HasSynced)
 			if n := len(inf.GetStore().List()); n != 0 {
 				t.Errorf("caches %d objects outside a ring, want none", n)
-			}
-			if err := run.Stop(); err != nil {
-				t.Fatalf("Run = %v", err)
 			}
 			if n := len(calls.replicas()); n != 0 {
 				t.Errorf("calls on %d replicas outside a ring, want none", n)

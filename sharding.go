@@ -111,6 +111,12 @@ func WithSharding(s Sharding) Option {
 	}
 }
 
+// splits reports whether a loop with s (nil: without WithSharding) splits
+// the objects of the handler called name between its replicas.
+func (s *Sharding) splits(name string) bool {
+	return s != nil && !slices.Contains(s.Secondary, name)
+}
+
 // sharder is one Run's part in its ring: the shard.Replica that decides
 // which slots it may dispatch, driven by a loop that Steps it every
 // RetryPeriod and whenever a Lease of the ring changes hands, and the
