@@ -362,7 +362,9 @@ package kubehandler
 //	sharding.go    runSharded's sharder (WithSharding): Steps the ring's
 //	               internal/shard Replica on internal/lease's Pool, keeps
 //	               the held slots that enqueue filters by (accepts) and
-//	               dispatch asks (begin/end), and lists a slot taken over
+//	               dispatch asks (begin/end), and lists a slot taken over;
+//	               sharded_informer.go is the informer per slot held that
+//	               it narrows (setSlots) in the server-side mode
 //	health.go      Readiness, Liveness and IsLeader read the Run's phase and
 //	               the workers' slots
 //	debug.go       DebugHandler reads them too, and the entries: their
