@@ -238,21 +238,29 @@ func TestDetectHonoured(t *testing.T) {
 	checkDetect(t, lab.Client(), lab.Dynamic(), empty, true)
 }
 
-// TestDetectNotHonoured: on a lab without the gate (started here), Detect
-// says not honoured, and the server indeed lists everything.
-func TestDetectNotHonoured(t *testing.T) {
+// ungatedLab starts a lab without the ShardedListAndWatch gate for the
+// length of the test. Call it before lab.Namespace, whose cleanup must run
+// before the lab stops.
+func ungatedLab(t *testing.T) *kubelabtest.Lab {
+	t.Helper()
 	started := time.Now()
 	lab, err := kubelabtest.Start(t.Context(), kubelabtest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Before the namespace's cleanup is registered, so it runs after it.
 	t.Cleanup(func() {
 		if err := lab.Stop(); err != nil {
 			t.Errorf("stopping the lab: %v", err)
 		}
 	})
 	t.Logf("a lab without the gate started in %v", time.Since(started).Round(time.Millisecond))
+	return lab
+}
+
+// TestDetectNotHonoured: on a lab without the gate (started here), Detect
+// says not honoured, and the server indeed lists everything.
+func TestDetectNotHonoured(t *testing.T) {
+	lab := ungatedLab(t)
 	ns := lab.Namespace(t)
 	uids := createConfigMaps(t, lab.Client(), ns, 20)
 

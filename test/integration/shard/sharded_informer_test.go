@@ -403,17 +403,7 @@ func TestShardedInformersSplitTheCache(t *testing.T) {
 // that it falls back, caches everything, and the loops' client-side
 // filtering still handles every change once, on one replica.
 func TestShardedInformersFallBackWithoutTheGate(t *testing.T) {
-	began := time.Now()
-	lab, err := kubelabtest.Start(t.Context(), kubelabtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Stop(); err != nil {
-			t.Errorf("stopping the lab: %v", err)
-		}
-	})
-	t.Logf("a lab without the gate started in %v", time.Since(began).Round(time.Millisecond))
+	lab := ungatedLab(t)
 	client := lab.Client()
 	ns := lab.Namespace(t)
 	c := newChanges(t)
@@ -421,9 +411,9 @@ func TestShardedInformersFallBackWithoutTheGate(t *testing.T) {
 	// Objects first, so that detection has something to compare.
 	names := createConfigMaps(t, client, ns, objects)
 
-	began = time.Now()
+	began := time.Now()
 	replicas := []*ringReplica{startRingReplica(t, client, ns, "a", c), startRingReplica(t, client, ns, "b", c)}
-	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
 		return replicas[0].ready() && replicas[1].ready(), nil
 	})
 	if err != nil {
