@@ -333,7 +333,16 @@ func (t *Term) Renew(ctx context.Context) error {
 	if !t.rule.check() {
 		return fmt.Errorf("lease %s: %w: %s", t.name, ErrTermOver, t.rule.ended())
 	}
-	err := t.renew(ctx, t.last.Load())
+	return t.writeAgain(ctx, t.renew(ctx, t.last.Load()), t.renew, t.rule.heldBy, t.current, "the term ended meanwhile")
+}
+
+// writeAgain is the second attempt of a write (renew or release) whose
+// first attempt returned err: after a conflict it reads the record again
+// and, if it still names this identity and may says the term may still
+// write, writes on the version read. A record held by another is told to
+// other. Any other error is returned as it is.
+func (t *Term) writeAgain(ctx context.Context, err error, write func(context.Context, *coordinationv1.Lease) error,
+	other func(holder string), may func() bool, mayNot string) error {
 	if !apierrors.IsConflict(err) {
 		return err
 	}
@@ -343,13 +352,13 @@ func (t *Term) Renew(ctx context.Context) error {
 	}
 	t.pool.see(cur)
 	if h := holderOf(cur); h != t.pool.cfg.Identity {
-		t.rule.heldBy(h) // in case the read was no newer than the term's write
+		other(h)
 		return fmt.Errorf("%w: held by %q now", err, h)
 	}
-	if !t.current() {
-		return fmt.Errorf("%w: the term ended meanwhile", err)
+	if !may() {
+		return fmt.Errorf("%w: %s", err, mayNot)
 	}
-	return t.renew(ctx, cur)
+	return write(ctx, cur)
 }
 
 // renew writes from, renewed, with its resourceVersion as precondition.
@@ -402,23 +411,8 @@ func (t *Term) Release(ctx context.Context) error {
 	t.write.Lock()
 	defer t.write.Unlock()
 	defer t.forget()
-	err := t.release(ctx, t.last.Load())
-	if !apierrors.IsConflict(err) {
-		return err
-	}
-	cur, getErr := t.pool.leases.Get(ctx, t.name, metav1.GetOptions{})
-	if getErr != nil {
-		return fmt.Errorf("%w; reading it again: %w", err, getErr)
-	}
-	t.pool.see(cur)
-	if h := holderOf(cur); h != t.pool.cfg.Identity {
-		t.rule.logger.Info("Not releasing the lease: it is no longer ours", "holder", h)
-		return fmt.Errorf("%w: held by %q now", err, h)
-	}
-	if !t.newest() {
-		return fmt.Errorf("%w: a newer term holds it", err)
-	}
-	return t.release(ctx, cur)
+	notOurs := func(h string) { t.rule.logger.Info("Not releasing the lease: it is no longer ours", "holder", h) }
+	return t.writeAgain(ctx, t.release(ctx, t.last.Load()), t.release, notOurs, t.newest, "a newer term holds it")
 }
 
 func (t *Term) release(ctx context.Context, from *coordinationv1.Lease) error {
