@@ -20,6 +20,7 @@ import (
 	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubehandler/kubehandler/internal/lease"
 	"github.com/kubehandler/kubehandler/internal/lease/shardleases"
@@ -195,17 +196,15 @@ func uidOf(obj interface{}) (types.UID, bool) {
 }
 
 // accepts reports whether an event of kind about obj is queued: always for
-// a secondary handler and for an event without object (begin decides),
-// otherwise when the object's slot was held at the last Step.
+// a secondary handler, otherwise when the object's slot was held at the
+// last Step. (An EventLoop's events all carry their object: informers
+// deliver it, Enqueue reads it from the cache.)
 func (s *sharder) accepts(kind string, obj interface{}) bool {
 	if s.secondary[kind] {
 		return true
 	}
 	uid, ok := uidOf(obj)
-	if !ok {
-		return true
-	}
-	return s.held.Load().Has(s.ring.SlotOf(uid))
+	return ok && s.held.Load().Has(s.ring.SlotOf(uid))
 }
 
 // noSlot is begin's slot for a call that counts under no slot: a secondary
@@ -215,17 +214,11 @@ const noSlot = -1
 // begin reports whether the call of an event of kind about obj may start,
 // and if so under which slot and with which parent context; the caller
 // calls end(slot) when it returns.
-func (s *sharder) begin(kind string, k *kindHandlers, key Key, obj interface{}) (int, context.Context, bool) {
+func (s *sharder) begin(kind string, obj interface{}) (int, context.Context, bool) {
 	if s.secondary[kind] {
 		return noSlot, nil, true
 	}
 	uid, ok := uidOf(obj)
-	if !ok && k.store != nil {
-		// A key without object: the cached object's UID places it.
-		if cached, exists, err := k.store.GetByKey(key.storeKey()); err == nil && exists {
-			uid, ok = uidOf(cached)
-		}
-	}
 	if !ok {
 		return noSlot, nil, false
 	}
@@ -450,20 +443,13 @@ func (s *sharder) watchLeases(ctx context.Context) {
 		UpdateFunc: func(oldObj, newObj interface{}) {
 			o, ok1 := oldObj.(*coordinationapiv1.Lease)
 			n, ok2 := newObj.(*coordinationapiv1.Lease)
-			if !ok1 || !ok2 || holderOf(o) != holderOf(n) {
+			if !ok1 || !ok2 || ptr.Deref(o.Spec.HolderIdentity, "") != ptr.Deref(n.Spec.HolderIdentity, "") {
 				s.wake()
 			}
 		},
 		DeleteFunc: func(interface{}) { s.wake() },
 	})
 	inf.RunWithContext(ctx)
-}
-
-func holderOf(l *coordinationapiv1.Lease) string {
-	if l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
 }
 
 // newLeases returns the Leases of the ring for one Run: a lease.Pool, the

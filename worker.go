@@ -114,7 +114,7 @@ func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
 	if r.shard != nil {
 		// In a ring, a call starts only under its slot's term, and its
 		// context ends with the term (sharding.go).
-		slot, parent, ok := r.shard.begin(e.key.Kind, k, e.key, s.obj)
+		slot, parent, ok := r.shard.begin(e.key.Kind, s.obj)
 		if !ok {
 			r.forget(e)
 			r.logger.V(4).Info("Not in a slot this replica holds; event dropped", "key", e.key, "event", s.typ)
