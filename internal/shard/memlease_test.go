@@ -124,8 +124,9 @@ type memLeases struct {
 	clock         clock.PassiveClock
 	leaseDuration time.Duration
 	renewDeadline time.Duration
-	// stale, if set, says how far in the past the next read is served.
-	stale func() time.Duration
+	// stale, if set, says how far in the past the next read of name is
+	// served. It is called from the goroutines of a Step's parallel writes.
+	stale func(name string) time.Duration
 	// down, if set, says whether the store is unreachable now.
 	down func() bool
 
@@ -152,10 +153,10 @@ func newMemLeases(identity string, store *memStore, c clock.PassiveClock, leaseD
 
 var _ Leases = (*memLeases)(nil)
 
-func (l *memLeases) asOf() time.Time {
+func (l *memLeases) asOf(name string) time.Time {
 	now := l.clock.Now()
 	if l.stale != nil {
-		return now.Add(-l.stale())
+		return now.Add(-l.stale(name))
 	}
 	return now
 }
@@ -183,7 +184,7 @@ func (l *memLeases) Acquire(_ context.Context, name string, labels map[string]st
 		return nil, errUnreachable
 	}
 	start := l.clock.Now()
-	v, exists := l.store.read(name, l.asOf())
+	v, exists := l.store.read(name, l.asOf(name))
 	var expect int64
 	if exists {
 		l.mu.Lock()
@@ -210,7 +211,7 @@ func (l *memLeases) List(_ context.Context, labels map[string]string) ([]Record,
 	if l.unreachable() {
 		return nil, errUnreachable
 	}
-	vs := l.store.list(labels, l.asOf())
+	vs := l.store.list(labels, l.asOf(""))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Record
@@ -219,6 +220,85 @@ func (l *memLeases) List(_ context.Context, labels map[string]string) ([]Record,
 		out = append(out, Record{Name: name, Labels: v.labels, Holder: v.holder, Expired: l.see(name, v)})
 	}
 	return out, nil
+}
+
+// Claim follows Leases.Claim: the slot's record is read as List reads
+// (stale), the holder's membership too, and then the membership again from
+// the store as it is now (the API server's own read), before the write on
+// the slot's version read first.
+func (l *memLeases) Claim(_ context.Context, name string, labels map[string]string, under Term, membership func(string) string) (Term, error) {
+	if l.unreachable() {
+		return nil, errUnreachable
+	}
+	parent, ok := under.(*memTerm)
+	if !ok || parent.leases != l {
+		return nil, fmt.Errorf("lease %s: claimed under a term of other Leases", name)
+	}
+	start := l.clock.Now()
+	v, exists := l.store.read(name, l.asOf(name))
+	var expect int64
+	if exists {
+		if v.holder != "" && v.holder != l.identity {
+			if err := l.gone(membership(v.holder)); err != nil {
+				return nil, fmt.Errorf("lease %s held by %s: %w", name, v.holder, err)
+			}
+		}
+		l.mu.Lock()
+		l.see(name, v)
+		l.mu.Unlock()
+		expect = v.rv
+	}
+	w, err := l.store.write(name, labels, l.identity, expect)
+	if err != nil {
+		return nil, fmt.Errorf("lease %s: %w: %w", name, err, ErrHeld)
+	}
+	t := &memTerm{leases: l, name: name, rv: w.rv, renewStart: start, under: parent}
+	l.mu.Lock()
+	l.observed[name] = observation{rv: w.rv, at: start}
+	l.terms[name] = t
+	l.mu.Unlock()
+	return t, nil
+}
+
+// gone returns nil if the membership record member is gone as Claim
+// judges it, an error wrapping ErrHeld if not.
+func (l *memLeases) gone(member string) error {
+	v, exists := l.store.read(member, l.asOf(member))
+	l.mu.Lock()
+	var expired bool
+	if exists {
+		expired = v.holder == "" || l.see(member, v)
+	} else {
+		expired = l.missing(member)
+	}
+	l.mu.Unlock()
+	if !expired {
+		return fmt.Errorf("its membership %s has not expired: %w", member, ErrHeld)
+	}
+	cur, ok := l.store.current(member)
+	if ok != exists || (exists && cur.rv != v.rv) {
+		l.mu.Lock()
+		if ok {
+			l.see(member, cur)
+		} else {
+			l.missing(member)
+		}
+		l.mu.Unlock()
+		return fmt.Errorf("its membership %s changed: %w", member, ErrHeld)
+	}
+	return nil
+}
+
+// missing records a read that did not find name and reports whether it
+// has been missing for the lease duration. l.mu is held.
+func (l *memLeases) missing(name string) bool {
+	now := l.clock.Now()
+	o, ok := l.observed[name]
+	if !ok || o.rv != 0 {
+		o = observation{rv: 0, at: now}
+		l.observed[name] = o
+	}
+	return !now.Before(o.at.Add(l.leaseDuration))
 }
 
 // memTerm is one term of a memLeases.
@@ -230,6 +310,8 @@ type memTerm struct {
 	rv         int64     // of this term's last write
 	renewStart time.Time // start of the last write that succeeded
 	over       bool
+	labels     map[string]string // set by Relabel, written by the next renewals
+	under      *memTerm // the membership a term of Claim lasts with; nil for Acquire's
 }
 
 var _ Term = (*memTerm)(nil)
@@ -244,10 +326,24 @@ func (t *memTerm) Dispatching() bool {
 
 // dispatching is Dispatching with t.mu held; it latches the end.
 func (t *memTerm) dispatching() bool {
-	if !t.over && !t.leases.clock.Now().Before(t.renewStart.Add(t.leases.renewDeadline)) {
-		t.over = true
+	if t.over {
+		return false
+	}
+	if t.under != nil {
+		t.over = !t.under.Dispatching()
+	} else {
+		t.over = !t.leases.clock.Now().Before(t.renewStart.Add(t.leases.renewDeadline))
 	}
 	return !t.over
+}
+
+func (t *memTerm) Deadline() time.Time {
+	if t.under != nil {
+		return t.under.Deadline()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.renewStart.Add(t.leases.renewDeadline)
 }
 
 func (t *memTerm) sawNewer(rv int64) {
@@ -264,17 +360,28 @@ func (t *memTerm) Renew(context.Context) error {
 	if !t.dispatching() {
 		return errLost
 	}
+	if t.under != nil {
+		return nil // a term of Claim lasts with its membership
+	}
 	if t.leases.unreachable() {
 		return errUnreachable
 	}
 	start := t.leases.clock.Now()
-	w, err := t.leases.store.write(t.name, nil, t.leases.identity, t.rv)
+	w, err := t.leases.store.write(t.name, t.labels, t.leases.identity, t.rv)
 	if err != nil {
 		t.over = true // somebody else wrote the record
 		return fmt.Errorf("%w: %w", errLost, err)
 	}
 	t.rv, t.renewStart = w.rv, start
 	return nil
+}
+
+func (t *memTerm) Relabel(labels map[string]string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur, _ := t.leases.store.current(t.name)
+	t.labels = maps.Clone(cur.labels)
+	maps.Copy(t.labels, labels)
 }
 
 func (t *memTerm) Release(context.Context) error {

@@ -20,15 +20,25 @@ type Config struct {
 	Identity string
 	// Leases holds this replica's Leases, in the ring's namespace.
 	Leases Leases
+	// Parallel bounds the slot Leases a Step writes at once (claims and
+	// releases); 0 means DefaultParallel. A hand-over moves many slots in
+	// one Step, and Step must end well within the renew deadline.
+	Parallel int
 }
+
+// DefaultParallel is the number of slot Leases a Step writes at once when
+// Config.Parallel is 0: with 64 slots and 50 ms a write, a replica that
+// joins a ring of one takes its 32 slots in two rounds, 100 ms.
+const DefaultParallel = 16
 
 // A Replica is one replica's part in a ring: the hand-over state machine
 // that decides, slot by slot, when this replica may dispatch. It starts no
-// goroutine and reads no clock itself: its owner calls Step every retry
-// period (and may call it sooner, say when End reports a drained slot),
-// asks Begin before each call and tells End after it; the Leases
-// mechanism judges time. Begin, End and the accessors are safe for
-// concurrent use with each other and with Step; Step runs one at a time.
+// goroutine but those a Step waits for, and reads no clock itself: its
+// owner calls Step every retry period (and may call it sooner, say when
+// End reports a drained slot or a Lease of the ring changed hands), asks
+// Begin before each call and tells End after it; the Leases mechanism
+// judges time. Begin, End and the accessors are safe for concurrent use
+// with each other and with Step; Step runs one at a time.
 type Replica struct {
 	cfg  Config
 	step sync.Mutex // one Step at a time
@@ -57,8 +67,14 @@ func NewReplica(cfg Config) (*Replica, error) {
 	if cfg.Leases == nil {
 		errs = append(errs, errors.New("shard: no Leases"))
 	}
+	if cfg.Parallel < 0 {
+		errs = append(errs, fmt.Errorf("shard: Parallel %d is negative", cfg.Parallel))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if cfg.Parallel == 0 {
+		cfg.Parallel = DefaultParallel
 	}
 	n := cfg.Ring.Slots()
 	return &Replica{cfg: cfg, terms: make([]Term, n), inFlight: make([]int, n)}, nil
@@ -67,8 +83,8 @@ func NewReplica(cfg Config) (*Replica, error) {
 // Begin reports whether a call for an object of slot may start now, and if
 // so counts it in flight: the caller must call End(slot) when it returns.
 // It is true only while this replica holds the slot's Lease, the term
-// allows dispatching (Term.Dispatching), and the slot is not being handed
-// over.
+// allows dispatching (Term.Dispatching: the membership it was claimed
+// under is still on), and the slot is not being handed over.
 func (r *Replica) Begin(slot int) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -100,82 +116,42 @@ func (r *Replica) End(slot int) bool {
 	return r.inFlight[slot] == 0 && r.draining.Has(slot)
 }
 
-// Step makes one round of the protocol: renew every Lease held (dropping
-// the terms that were lost, without releasing them), renew this replica's
-// membership, read the members and the slots' holders, compute the target
-// (Rebalance), close the slots that are no longer this replica's and
-// release those whose calls have all returned, and try to acquire the
-// target's slots that nobody alive holds. Once Leave was called, it
-// releases the membership and every drained slot instead. The error joins
-// what failed; the state stays consistent and the next Step tries again.
+// Step makes one round of the protocol. First the membership: renew it, or
+// acquire it when there is none; it is the one Lease written at rest, and
+// every slot's term lasts as long as it. Then drop the slot terms that
+// ended (their membership ended, or a read showed another holder), without
+// releasing them; read the members and the slots' holders (List: from the
+// watch, no request); compute the target (Rebalance); close the slots that
+// are no longer this replica's and release those whose calls have all
+// returned; and claim the target's slots that no live member holds. Slot
+// Leases are written only there, when they change hands, at most
+// Config.Parallel at once. Once Leave was called, it releases every
+// drained slot instead, and the membership once no slot is held and no
+// call is in flight. The error joins what failed; the state stays
+// consistent and the next Step tries again.
 func (r *Replica) Step(ctx context.Context) error {
 	r.step.Lock()
 	defer r.step.Unlock()
 	var errs []error
-	n := len(r.terms)
-
-	// Renewals first: they keep what is held.
-	for slot := range n {
-		if term := r.term(slot); term != nil {
-			if term.Dispatching() {
-				if err := term.Renew(ctx); err != nil {
-					errs = append(errs, fmt.Errorf("renewing slot %d: %w", slot, err))
-				}
-			}
-			if !term.Dispatching() {
-				r.drop(slot) // lost: left to expire, never released
-			}
-		}
+	member, err := r.renewMembership(ctx)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	r.dropEnded()
 
 	r.mu.Lock()
-	leaving, member := r.leaving, r.member
-	if leaving {
-		// Including a slot acquired by a Step that ran as Leave was called.
-		for slot, t := range r.terms {
-			if t != nil {
-				r.draining = r.draining.Add(slot)
-			}
-		}
-	}
+	leaving := r.leaving
 	r.mu.Unlock()
 	if leaving {
-		if member != nil {
-			if err := member.Release(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("releasing the membership: %w", err))
-			}
-			r.mu.Lock()
-			r.member = nil
-			r.mu.Unlock()
-		}
-		errs = append(errs, r.releaseDrained(ctx)...)
-		r.mu.Lock()
-		r.left = !slices.ContainsFunc(r.terms, func(t Term) bool { return t != nil })
-		r.mu.Unlock()
-		return errors.Join(errs...)
+		return errors.Join(append(errs, r.stepLeaving(ctx, member)...)...)
 	}
 
-	if member != nil && member.Dispatching() {
-		if err := member.Renew(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("renewing the membership: %w", err))
-		}
-	}
-	if member == nil || !member.Dispatching() {
-		t, err := r.cfg.Leases.Acquire(ctx, MemberLeaseName(r.cfg.Name, r.cfg.Identity), memberLabels(r.cfg.Name))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("acquiring the membership: %w", err))
-		}
-		member = t
-		r.mu.Lock()
-		r.member = t
-		r.mu.Unlock()
-	}
 	isMember := member != nil && member.Dispatching()
-
-	live, holders, err := r.read(ctx, isMember)
+	live, holders, orphans, err := r.read(ctx, isMember)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	r.dropEnded() // a read may have shown a slot taken
 	var target Set
 	if isMember {
 		target = r.cfg.Ring.Rebalance(live, holders).Of(r.cfg.Identity)
@@ -183,49 +159,152 @@ func (r *Replica) Step(ctx context.Context) error {
 	r.mu.Lock()
 	r.target, r.members, r.synced = target, live, true
 	// Close what is no longer this replica's: no call starts from here on.
-	for slot := range n {
+	for slot := range r.terms {
 		if r.terms[slot] != nil && !target.Has(slot) {
 			r.draining = r.draining.Add(slot)
 		}
 	}
 	r.mu.Unlock()
 	errs = append(errs, r.releaseDrained(ctx)...)
+	if !isMember {
+		return errors.Join(errs...)
+	}
 
-	// Take what is this replica's, unless a live member holds it: that
-	// one hands it over once it computes the same target.
-	for _, slot := range target.Slots() {
+	// Claim what is this replica's, unless a live member holds it: that
+	// one hands it over once it computes the same target. A record that
+	// names this replica without a term (one that ended with an earlier
+	// membership) is its own in the others' eyes: claim it again even
+	// outside the target, so that it can be released.
+	var claims []int
+	for slot := range r.terms {
 		if r.term(slot) != nil {
 			continue
 		}
-		if h := holders[slot]; h != "" && h != r.cfg.Identity && slices.Contains(live, h) {
-			continue
+		if orphans.Has(slot) || (holders[slot] == "" && target.Has(slot)) {
+			claims = append(claims, slot)
 		}
-		t, err := r.cfg.Leases.Acquire(ctx, SlotLeaseName(r.cfg.Name, slot), slotLabels(r.cfg.Name, slot))
+	}
+	errs = append(errs, r.parallel(claims, func(slot int) error {
+		t, err := r.cfg.Leases.Claim(ctx, SlotLeaseName(r.cfg.Name, slot), slotLabels(r.cfg.Name, slot), member, r.memberLease)
 		if err != nil {
-			if !errors.Is(err, ErrHeld) {
-				errs = append(errs, fmt.Errorf("acquiring slot %d: %w", slot, err))
+			if errors.Is(err, ErrHeld) {
+				return nil
 			}
-			continue
+			return fmt.Errorf("claiming slot %d: %w", slot, err)
 		}
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		r.terms[slot] = t
-		r.mu.Unlock()
-	}
+		if !target.Has(slot) {
+			r.draining = r.draining.Add(slot)
+		}
+		return nil
+	})...)
 	return errors.Join(errs...)
 }
 
-// read lists the ring's live members and the holder of each slot (none for
-// an expired record), as every replica sees them, so that all compute the
-// same target: this replica counts as a member only while its membership
-// term lasts.
-func (r *Replica) read(ctx context.Context, isMember bool) (live []string, holders []string, err error) {
+// dropEnded drops the terms that ended (their membership did, or a read
+// showed the slot taken): they are left to expire with the membership,
+// never released.
+func (r *Replica) dropEnded() {
+	for slot := range r.terms {
+		if term := r.term(slot); term != nil && !term.Dispatching() {
+			r.drop(slot)
+		}
+	}
+}
+
+// memberLease is the name of the membership Lease of the holder identity.
+func (r *Replica) memberLease(holder string) string { return MemberLeaseName(r.cfg.Name, holder) }
+
+// renewMembership renews this replica's membership, or acquires it when
+// there is none (or it ended), and returns it.
+func (r *Replica) renewMembership(ctx context.Context) (Term, error) {
+	r.mu.Lock()
+	member := r.member
+	r.mu.Unlock()
+	if member != nil && member.Dispatching() {
+		if err := member.Renew(ctx); err != nil {
+			err = fmt.Errorf("renewing the membership: %w", err)
+			if member.Dispatching() {
+				return member, err
+			}
+			return nil, err
+		}
+		return member, nil
+	}
+	r.mu.Lock()
+	leaving := r.leaving
+	r.mu.Unlock()
+	if leaving {
+		r.mu.Lock()
+		r.member = nil
+		r.mu.Unlock()
+		return nil, nil // a replica that leaves does not join again
+	}
+	t, err := r.cfg.Leases.Acquire(ctx, MemberLeaseName(r.cfg.Name, r.cfg.Identity), memberLabels(r.cfg.Name))
+	if err != nil {
+		err = fmt.Errorf("acquiring the membership: %w", err)
+	}
+	r.mu.Lock()
+	r.member = t
+	r.mu.Unlock()
+	return t, err
+}
+
+// stepLeaving is Step after Leave: it releases every slot whose calls have
+// returned, and then, when no slot is held and no call of any is in
+// flight, the membership, which kept the slots this replica's until then.
+func (r *Replica) stepLeaving(ctx context.Context, member Term) []error {
+	r.mu.Lock()
+	// Including a slot claimed by a Step that ran as Leave was called.
+	for slot, t := range r.terms {
+		if t != nil {
+			r.draining = r.draining.Add(slot)
+		}
+	}
+	r.mu.Unlock()
+	errs := r.releaseDrained(ctx)
+	r.mu.Lock()
+	idle := !slices.ContainsFunc(r.terms, func(t Term) bool { return t != nil }) &&
+		!slices.ContainsFunc(r.inFlight, func(n int) bool { return n > 0 })
+	r.mu.Unlock()
+	if idle && member != nil {
+		if err := member.Release(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("releasing the membership: %w", err))
+		}
+		member = nil
+	}
+	r.mu.Lock()
+	if member == nil {
+		r.member = nil
+	}
+	r.left = idle && r.member == nil
+	r.mu.Unlock()
+	return errs
+}
+
+// read lists the ring's live members and the holder of each slot, as every
+// replica sees them, so that all compute the same target: a member is
+// alive while its membership record is held and has not expired, and live
+// (it counts in the assignment) while alive and not leaving; this replica
+// counts as one only while its membership term lasts. A slot's holder
+// counts while it is alive (or it is this replica, which knows better than
+// a stale read what it holds). The orphans are the
+// slots whose record names this replica, a member, while it holds no term
+// of them.
+func (r *Replica) read(ctx context.Context, isMember bool) (live []string, holders []string, orphans Set, err error) {
 	recs, err := r.cfg.Leases.List(ctx, memberLabels(r.cfg.Name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing the members: %w", err)
+		return nil, nil, Set{}, fmt.Errorf("listing the members: %w", err)
 	}
+	var alive []string
 	for _, rec := range recs {
-		if rec.Holder != "" && !rec.Expired && rec.Holder != r.cfg.Identity {
-			live = append(live, rec.Holder)
+		if rec.Holder != "" && !rec.Expired && rec.Holder != r.cfg.Identity && rec.Name == r.memberLease(rec.Holder) {
+			alive = append(alive, rec.Holder)
+			if rec.Labels[LabelLeaving] == "" {
+				live = append(live, rec.Holder)
+			}
 		}
 	}
 	if isMember {
@@ -233,10 +312,11 @@ func (r *Replica) read(ctx context.Context, isMember bool) (live []string, holde
 	}
 	slices.Sort(live)
 	live = slices.Compact(live)
+	slices.Sort(alive)
 
 	recs, err = r.cfg.Leases.List(ctx, map[string]string{LabelRing: r.cfg.Name, LabelRole: RoleSlot})
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing the slots: %w", err)
+		return nil, nil, Set{}, fmt.Errorf("listing the slots: %w", err)
 	}
 	holders = make([]string, len(r.terms))
 	for _, rec := range recs {
@@ -244,31 +324,58 @@ func (r *Replica) read(ctx context.Context, isMember bool) (live []string, holde
 		if err != nil || slot < 0 || slot >= len(holders) || rec.Name != SlotLeaseName(r.cfg.Name, slot) {
 			continue // not a slot of this ring's layout
 		}
-		if !rec.Expired {
+		if _, ok := slices.BinarySearch(alive, rec.Holder); ok || (rec.Holder == r.cfg.Identity && isMember) {
 			holders[slot] = rec.Holder
 		}
 	}
-	// What this replica holds, it knows better than a stale read. A
-	// record that names it without a term (one that lapsed) stays its,
-	// as the others see it, until it expires: it may acquire it again.
+	// What this replica holds, it knows better than a stale read.
 	for slot := range holders {
-		if r.term(slot) != nil {
+		switch {
+		case r.term(slot) != nil:
 			holders[slot] = r.cfg.Identity
+		case holders[slot] == r.cfg.Identity:
+			orphans = orphans.Add(slot)
 		}
 	}
-	return live, holders, nil
+	return live, holders, orphans, nil
 }
 
 // releaseDrained releases the closed slots that have no call in flight.
 func (r *Replica) releaseDrained(ctx context.Context) []error {
-	var errs []error
-	for _, slot := range r.drained() {
-		if err := r.term(slot).Release(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("releasing slot %d: %w", slot, err))
-		}
+	return r.parallel(r.drained(), func(slot int) error {
+		err := r.term(slot).Release(ctx)
 		r.drop(slot)
+		if err != nil {
+			return fmt.Errorf("releasing slot %d: %w", slot, err)
+		}
+		return nil
+	})
+}
+
+// parallel runs write for each slot, at most Config.Parallel at once, and
+// returns the errors in the order of slots.
+func (r *Replica) parallel(slots []int, write func(slot int) error) []error {
+	if len(slots) == 0 {
+		return nil
 	}
-	return errs
+	errs := make([]error, len(slots))
+	if r.cfg.Parallel == 1 || len(slots) == 1 {
+		for i, slot := range slots {
+			errs[i] = write(slot)
+		}
+	} else {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, r.cfg.Parallel)
+		for i, slot := range slots {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				errs[i] = write(slot)
+			})
+		}
+		wg.Wait()
+	}
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
 // drained returns the closed slots with no call in flight.
@@ -299,12 +406,15 @@ func (r *Replica) drop(slot int) {
 }
 
 // Leave starts a graceful exit: from now on Begin refuses every call, and
-// the following Steps release the membership and then each slot whose
-// calls have returned, so the other replicas take them over at once
-// rather than after the lease duration. Left reports when it is done.
+// the following Steps release each slot whose calls have returned, so the
+// other replicas take them over at once rather than after the lease
+// duration, and then the membership. Left reports when it is done.
 func (r *Replica) Leave() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.leaving && r.member != nil {
+		r.member.Relabel(map[string]string{LabelLeaving: "true"})
+	}
 	r.leaving = true
 	for slot, t := range r.terms {
 		if t != nil {
@@ -383,4 +493,20 @@ func (r *Replica) InFlight(slot int) int {
 		return 0
 	}
 	return r.inFlight[slot]
+}
+
+// Draining returns the slots closed for dispatch and not yet released:
+// handed over, waiting for their calls to return.
+func (r *Replica) Draining() Set {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.draining
+}
+
+// Membership returns this replica's membership term, nil while it has none.
+// Every slot's term ends with it, at its Deadline unless it is renewed.
+func (r *Replica) Membership() Term {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.member
 }

@@ -3,6 +3,7 @@ package shard
 import (
 	"container/heap"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -98,6 +99,7 @@ type handOver struct {
 type sim struct {
 	t     *testing.T
 	cfg   simConfig
+	seed  uint64
 	rng   *rand.Rand
 	clock *clocktesting.FakeClock
 	store *memStore
@@ -127,7 +129,7 @@ func newSim(t *testing.T, cfg simConfig, seed uint64) *sim {
 	}
 	c := clocktesting.NewFakeClock(simStart)
 	return &sim{
-		t: t, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 0x5eed)), clock: c,
+		t: t, cfg: cfg, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), clock: c,
 		store: newMemStore(c), ring: ring, dispatcher: make([]string, cfg.slots),
 	}
 }
@@ -137,6 +139,16 @@ func (s *sim) now() time.Time { return s.clock.Now() }
 func (s *sim) after(d time.Duration, fn func()) {
 	s.seq++
 	heap.Push(&s.queue, simEvent{at: s.now().Add(d), seq: s.seq, fn: fn})
+}
+
+// staleness is how stale a read of name by replica id is served now: a
+// pseudo-random duration in [0, maxStale] that depends only on the seed,
+// the reader, the record and the time, so that it is the same in every run
+// whatever order a Step's parallel writes take.
+func (s *sim) staleness(id, name string) time.Duration {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s/%s/%d", s.seed, id, name, s.now().UnixNano())
+	return time.Duration(h.Sum64() % uint64(s.cfg.maxStale+1))
 }
 
 // between returns a random duration in [lo, hi].
@@ -149,7 +161,7 @@ func (s *sim) addReplica() *simReplica {
 	s.named++
 	sr := &simReplica{id: id, calls: make([]int, s.cfg.slots)}
 	leases := newMemLeases(id, s.store, s.clock, s.cfg.leaseDuration, s.cfg.renewDeadline)
-	leases.stale = func() time.Duration { return s.between(0, s.cfg.maxStale) }
+	leases.stale = func(name string) time.Duration { return s.staleness(id, name) }
 	leases.down = func() bool { return s.now().Before(sr.downUntil) }
 	rep, err := NewReplica(Config{Ring: s.ring, Name: "sim", Identity: id, Leases: leases})
 	if err != nil {
