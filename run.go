@@ -175,11 +175,7 @@ func newRunner(ctx context.Context, q *workQueue, threadiness int) *runner {
 		r.lease, r.leaseErr = le.newHolder(q.opts.clock, logger, r.stepDown)
 	}
 	if sh := q.opts.sharding; sh != nil {
-		leases, err := sh.newLeases(q.opts.clock, logger)
-		if err == nil {
-			r.shard, err = newSharder(r.ctx, q, logger, leases)
-		}
-		r.shardErr = err
+		r.shard, r.shardErr = newSharder(r.ctx, q, logger)
 	}
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -101,7 +102,7 @@ func WithSharding(s Sharding) Option {
 		case cfg.RetryPeriod >= cfg.RenewDeadline:
 			errs = append(errs, fmt.Errorf("RetryPeriod (%s) must be shorter than RenewDeadline (%s)", cfg.RetryPeriod, cfg.RenewDeadline))
 		}
-		if _, err := cfg.newLeases(nil, logr.Discard()); err != nil && len(errs) == 0 {
+		if _, err := cfg.newLeases(nil, logr.Discard(), nil); err != nil && len(errs) == 0 {
 			errs = append(errs, err)
 		}
 		if len(errs) > 0 {
@@ -152,12 +153,19 @@ type sharder struct {
 	ctxs   []context.Context
 	cancel []context.CancelFunc
 	parent context.Context // the Run's: the parent of every call's context
+
+	leases cache.SharedIndexInformer // on the ring's Leases: what Steps read
 }
 
 // newSharder returns the sharder of a Run of q; it starts nothing.
-func newSharder(ctx context.Context, q *workQueue, logger logr.Logger, leases shard.Leases) (*sharder, error) {
+func newSharder(ctx context.Context, q *workQueue, logger logr.Logger) (*sharder, error) {
 	cfg := q.opts.sharding
 	ring, err := shard.NewRing(cfg.Slots)
+	if err != nil {
+		return nil, err
+	}
+	inf := cfg.newLeaseInformer()
+	leases, err := cfg.newLeases(q.opts.clock, logger, inf.GetStore())
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +182,7 @@ func newSharder(ctx context.Context, q *workQueue, logger logr.Logger, leases sh
 		ctxs:      make([]context.Context, ring.Slots()),
 		cancel:    make([]context.CancelFunc, ring.Slots()),
 		parent:    ctx,
+		leases:    inf,
 	}
 	for _, name := range cfg.Secondary {
 		s.secondary[name] = true
@@ -252,9 +261,12 @@ func (s *sharder) wake() {
 	}
 }
 
-// run Steps the replica until ctx is done: at once, every RetryPeriod, and
-// when woken.
+// run Steps the replica until ctx is done: once the informer on the ring's
+// Leases has synced, at once, every RetryPeriod, and when woken.
 func (s *sharder) run(ctx context.Context) {
+	if !cache.WaitForCacheSync(ctx.Done(), s.leases.HasSynced) {
+		return
+	}
 	t := s.clock.NewTicker(s.cfg.RetryPeriod)
 	defer t.Stop()
 	for {
@@ -421,12 +433,12 @@ func (s *sharder) readiness() error {
 		s.replica.Held(), s.cfg.Namespace, s.cfg.Name, s.replica.Target())
 }
 
-// watchLeases runs an informer on the ring's Leases until ctx is done and
-// wakes the loop whenever one of them changes hands (a renewal does not):
-// a released slot is taken over within a round trip, not a RetryPeriod.
-func (s *sharder) watchLeases(ctx context.Context) {
-	leases := s.cfg.Client.Leases(s.cfg.Namespace)
-	sel := labels.Set{shard.LabelRing: s.cfg.Name}.String()
+// newLeaseInformer returns the informer on the ring's Leases (those with
+// its LabelRing) that a Run reads them through: its store is the lease
+// Pool's Cache, so a Step reads the ring without a request.
+func (s *Sharding) newLeaseInformer() cache.SharedIndexInformer {
+	leases := s.Client.Leases(s.Namespace)
+	sel := labels.Set{shard.LabelRing: s.Name}.String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = sel
@@ -437,25 +449,40 @@ func (s *sharder) watchLeases(ctx context.Context) {
 			return leases.Watch(ctx, o)
 		},
 	}
-	inf := cache.NewSharedIndexInformer(lw, &coordinationapiv1.Lease{}, 0, cache.Indexers{})
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	// A ring has a few dozen Leases: a plain LIST starts the watch, which
+	// also serves fake clients that cannot stream the list.
+	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, plainList{}), &coordinationapiv1.Lease{}, 0, cache.Indexers{})
+}
+
+// plainList tells a reflector to start with a LIST, not a watch-list.
+type plainList struct{}
+
+func (plainList) IsWatchListSemanticsUnSupported() bool { return true }
+
+// watchLeases runs the informer on the ring's Leases until ctx is done and
+// wakes the loop whenever one of them changes hands or labels (a replica
+// leaving); a renewal does not: a released slot is taken over within a
+// round trip, not a RetryPeriod.
+func (s *sharder) watchLeases(ctx context.Context) {
+	_, _ = s.leases.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(interface{}) { s.wake() },
 		UpdateFunc: func(oldObj, newObj interface{}) {
 			o, ok1 := oldObj.(*coordinationapiv1.Lease)
 			n, ok2 := newObj.(*coordinationapiv1.Lease)
-			if !ok1 || !ok2 || ptr.Deref(o.Spec.HolderIdentity, "") != ptr.Deref(n.Spec.HolderIdentity, "") {
+			if !ok1 || !ok2 || ptr.Deref(o.Spec.HolderIdentity, "") != ptr.Deref(n.Spec.HolderIdentity, "") || !maps.Equal(o.Labels, n.Labels) {
 				s.wake()
 			}
 		},
 		DeleteFunc: func(interface{}) { s.wake() },
 	})
-	inf.RunWithContext(ctx)
+	s.leases.RunWithContext(ctx)
 }
 
 // newLeases returns the Leases of the ring for one Run: a lease.Pool, the
-// Lease mechanism leader election uses too, with its step-down rule per
-// slot. It makes no request.
-func (s *Sharding) newLeases(c clock.Clock, logger logr.Logger) (shard.Leases, error) {
+// Lease mechanism leader election uses too, reading the ring through
+// cache (the store of the Run's informer on the ring's Leases; nil: with
+// requests). It makes no request.
+func (s *Sharding) newLeases(c clock.Clock, logger logr.Logger, cache lease.Cache) (shard.Leases, error) {
 	pool, err := lease.NewPool(lease.PoolConfig{
 		Client:        s.Client,
 		Namespace:     s.Namespace,
@@ -464,6 +491,7 @@ func (s *Sharding) newLeases(c clock.Clock, logger logr.Logger) (shard.Leases, e
 		RenewDeadline: s.RenewDeadline,
 		Clock:         c,
 		Logger:        logger,
+		Cache:         cache,
 	})
 	if err != nil {
 		return nil, err

@@ -59,6 +59,20 @@ type PoolConfig struct {
 	OnStepDown func(name, reason string)
 	// Logger logs the terms: acquired, stepped down, released.
 	Logger logr.Logger
+	// Cache, if set, serves the Pool's reads of records from a watch
+	// instead of requests: List reads it, and so does Claim's first read.
+	// It is a store of the namespace's Leases (a cache.Store of an
+	// informer on them, say), kept by its owner, keyed by
+	// cache.MetaNamespaceKeyFunc. The reads that decide a take-over
+	// (Claim's of a holder's membership) still ask the API server.
+	Cache Cache
+}
+
+// Cache is what a Pool reads from a watch of its Leases: the part of
+// client-go's cache.Store it needs.
+type Cache interface {
+	List() []interface{}
+	GetByKey(key string) (item interface{}, exists bool, err error)
 }
 
 // Pool holds any number of Leases of one namespace for one identity, each
@@ -134,15 +148,138 @@ func (p *Pool) Acquire(ctx context.Context, name string, lbls map[string]string)
 	cur, err := p.leases.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return p.create(ctx, name, lbls)
+		return p.create(ctx, name, lbls, nil)
 	case err != nil:
 		return nil, fmt.Errorf("lease %s: reading it: %w", name, err)
 	}
 	expired := p.see(cur)
-	holder := holderOf(cur)
-	if holder != "" && holder != p.cfg.Identity && !expired {
+	if holder := holderOf(cur); holder != "" && holder != p.cfg.Identity && !expired {
 		return nil, fmt.Errorf("lease %s held by %s: %w", name, holder, ErrHeld)
 	}
+	return p.take(ctx, cur, lbls, nil)
+}
+
+// Claim makes one attempt to start a term on the Lease name that lasts as
+// long as under, a term of this Pool on another Lease: it is never renewed
+// (Term.Renew writes nothing), and it ends when under ends, when a read
+// shows another holder in a newer version of the record, or when it is
+// released. It reads the record (from the Cache, if set) and creates it
+// with labels if it does not exist; it takes it if it is free, already
+// names this identity, or names a holder that is gone by its membership:
+// the record membership(holder) names, read from the Cache, is free, or
+// has not changed for its leaseDurationSeconds by this replica's clock
+// since this replica first read that version, or has been missing for the
+// lease duration of name's record; and a read from the API server made
+// after name's record was read (a quorum read, not the cache) shows it
+// still so. It writes with the resourceVersion of name's record as first
+// read as a precondition. So a holder that renewed its membership, or came
+// back and took the record again, after that first read makes the write
+// fail. It returns an error wrapping ErrHeld when the holder is not gone,
+// or the write lost a race; any other error is the API server's.
+//
+// Why a holder that is gone has stopped: its membership term dispatches
+// only within the renew deadline of the start of its last write that
+// succeeded, and every term claimed under it with it; the version this
+// replica saw unchanged for the lease duration was written at or after
+// that start, and the quorum read shows no later write, so the holder's
+// calls began before that start plus the renew deadline.
+func (p *Pool) Claim(ctx context.Context, name string, lbls map[string]string, under *Term, membership func(holder string) string) (*Term, error) {
+	if under == nil || under.pool != p {
+		return nil, fmt.Errorf("lease %s: claimed under no term of this Pool", name)
+	}
+	cur, found, err := p.read(ctx, name)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("lease %s: reading it: %w", name, err)
+	case !found:
+		return p.create(ctx, name, lbls, under)
+	}
+	holder := holderOf(cur)
+	if holder != "" && holder != p.cfg.Identity {
+		if err := p.gone(ctx, membership(holder), cur); err != nil {
+			return nil, fmt.Errorf("lease %s held by %s: %w", name, holder, err)
+		}
+	}
+	p.see(cur)
+	return p.take(ctx, cur, lbls, under)
+}
+
+// read reads the record of name: from the Cache if set, else from the API
+// server.
+func (p *Pool) read(ctx context.Context, name string) (*coordinationv1.Lease, bool, error) {
+	if p.cfg.Cache == nil {
+		l, err := p.leases.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return l, err == nil, err
+	}
+	item, exists, err := p.cfg.Cache.GetByKey(p.cfg.Namespace + "/" + name)
+	if err != nil || !exists {
+		return nil, false, err
+	}
+	l, ok := item.(*coordinationv1.Lease)
+	if !ok {
+		return nil, false, fmt.Errorf("the cache holds a %T, not a Lease", item)
+	}
+	return l, true, nil
+}
+
+// gone returns nil when the membership Lease member of slot's holder shows
+// the holder gone, as Claim says, and an error wrapping ErrHeld when not.
+func (p *Pool) gone(ctx context.Context, member string, slot *coordinationv1.Lease) error {
+	seen, found, err := p.read(ctx, member)
+	if err != nil {
+		return err
+	}
+	var ok bool
+	if found {
+		ok = holderOf(seen) == "" || p.see(seen)
+	} else {
+		duration := time.Duration(ptr.Deref(slot.Spec.LeaseDurationSeconds, 0)) * time.Second
+		ok = p.missing(member, duration)
+	}
+	if !ok {
+		return fmt.Errorf("its membership %s has not expired: %w", member, ErrHeld)
+	}
+	// The cache may be behind: only the API server can tell that the
+	// version seen is still the newest.
+	now, err := p.leases.Get(ctx, member, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if found {
+			p.missing(member, 0)
+			return fmt.Errorf("its membership %s was deleted: %w", member, ErrHeld)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading its membership %s: %w", member, err)
+	case !found || now.ResourceVersion != seen.ResourceVersion:
+		p.see(now)
+		return fmt.Errorf("its membership %s changed: %w", member, ErrHeld)
+	}
+	return nil
+}
+
+// missing records a read that did not find the record name and reports
+// whether it has been missing for duration, counted from the first such
+// read since it was last seen.
+func (p *Pool) missing(name string, duration time.Duration) bool {
+	now := p.cfg.Clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, ok := p.observed[name]
+	if !ok || o.rv != "" {
+		o = observation{at: now}
+		p.observed[name] = o
+	}
+	return duration > 0 && !now.Before(o.at.Add(duration))
+}
+
+// take writes cur, as read, to name this identity, with its
+// resourceVersion as a precondition, and begins the term of the write.
+func (p *Pool) take(ctx context.Context, cur *coordinationv1.Lease, lbls map[string]string, under *Term) (*Term, error) {
+	name, holder := cur.Name, holderOf(cur)
 	next := cur.DeepCopy()
 	if next.Labels == nil {
 		next.Labels = map[string]string{}
@@ -161,11 +298,12 @@ func (p *Pool) Acquire(ctx context.Context, name string, lbls map[string]string)
 	case err != nil:
 		return nil, fmt.Errorf("lease %s: taking it: %w", name, err)
 	}
-	return p.begin(written, sent), nil
+	return p.begin(written, sent, under), nil
 }
 
-// create creates the record of name, held by this identity.
-func (p *Pool) create(ctx context.Context, name string, lbls map[string]string) (*Term, error) {
+// create creates the record of name, held by this identity; a term of
+// Claim lasts with under.
+func (p *Pool) create(ctx context.Context, name string, lbls map[string]string, under *Term) (*Term, error) {
 	sent := p.cfg.Clock.Now()
 	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.cfg.Namespace, Labels: maps.Clone(lbls)}}
 	p.hold(&l.Spec, sent)
@@ -178,7 +316,7 @@ func (p *Pool) create(ctx context.Context, name string, lbls map[string]string) 
 	case err != nil:
 		return nil, fmt.Errorf("lease %s: creating it: %w", name, err)
 	}
-	return p.begin(written, sent), nil
+	return p.begin(written, sent, under), nil
 }
 
 // hold makes spec name this identity, renewed at sent.
@@ -188,15 +326,19 @@ func (p *Pool) hold(spec *coordinationv1.LeaseSpec, sent time.Time) {
 	spec.RenewTime = ptr.To(metav1.NewMicroTime(sent))
 }
 
-// begin starts the term that the write of written, sent at sent, began.
-func (p *Pool) begin(written *coordinationv1.Lease, sent time.Time) *Term {
+// begin starts the term that the write of written, sent at sent, began;
+// a term of Claim lasts with under.
+func (p *Pool) begin(written *coordinationv1.Lease, sent time.Time, under *Term) *Term {
 	name := written.Name
-	t := &Term{pool: p, name: name}
+	t := &Term{pool: p, name: name, under: under}
 	t.rule = newRule(p.cfg.Clock, p.cfg.RenewDeadline, func(reason string) {
 		if p.cfg.OnStepDown != nil {
 			p.cfg.OnStepDown(name, reason)
 		}
 	}, p.logger.WithValues("lease", name))
+	if under != nil {
+		t.rule.under = under.rule
+	}
 	t.last.Store(written)
 	t.rule.renewed(sent)
 	p.mu.Lock()
@@ -226,19 +368,18 @@ type Record struct {
 }
 
 // List reads the Leases of the Pool's namespace that carry all of lbls,
-// sorted by name. It is a read like any other: it counts towards the
+// sorted by name: from the Cache if set (no request), else with a LIST. It is a read like any other: it counts towards the
 // expiry of the records, and a term of this Pool whose record it shows
 // held by another, in a newer version than the term's last write, ends.
 func (p *Pool) List(ctx context.Context, lbls map[string]string) ([]Record, error) {
 	sel := labels.SelectorFromSet(lbls)
-	list, err := p.leases.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	items, err := p.list(ctx, sel)
 	if err != nil {
-		return nil, fmt.Errorf("listing leases %s: %w", sel, err)
+		return nil, err
 	}
-	out := make([]Record, 0, len(list.Items))
+	out := make([]Record, 0, len(items))
 	listed := map[string]bool{}
-	for i := range list.Items {
-		l := &list.Items[i]
+	for _, l := range items {
 		listed[l.Name] = true
 		out = append(out, Record{Name: l.Name, Labels: l.Labels, Holder: holderOf(l), Expired: p.see(l)})
 	}
@@ -252,6 +393,28 @@ func (p *Pool) List(ctx context.Context, lbls map[string]string) ([]Record, erro
 	}
 	p.mu.Unlock()
 	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// list reads the Leases of the namespace that sel matches: from the Cache
+// if set, else with a request.
+func (p *Pool) list(ctx context.Context, sel labels.Selector) ([]*coordinationv1.Lease, error) {
+	var out []*coordinationv1.Lease
+	if p.cfg.Cache == nil {
+		list, err := p.leases.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return nil, fmt.Errorf("listing leases %s: %w", sel, err)
+		}
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+		return out, nil
+	}
+	for _, item := range p.cfg.Cache.List() {
+		if l, ok := item.(*coordinationv1.Lease); ok && l.Namespace == p.cfg.Namespace && sel.Matches(labels.Set(l.Labels)) {
+			out = append(out, l)
+		}
+	}
 	return out, nil
 }
 
@@ -298,12 +461,14 @@ func holderOf(l *coordinationv1.Lease) string { return ptr.Deref(l.Spec.HolderId
 // it until it is lost or released. Its methods are safe for concurrent
 // use; Dispatching is cheap enough to be asked before every call.
 type Term struct {
-	pool *Pool
-	name string
-	rule *rule
+	pool  *Pool
+	name  string
+	rule  *rule
+	under *Term // the term a term of Claim lasts with; nil for Acquire's
 
-	write sync.Mutex                           // one Renew or Release at a time
-	last  atomic.Pointer[coordinationv1.Lease] // the record as the term last wrote it
+	write   sync.Mutex                           // one Renew or Release at a time
+	last    atomic.Pointer[coordinationv1.Lease] // the record as the term last wrote it
+	relabel atomic.Pointer[map[string]string]    // set by Relabel, written by each renewal
 }
 
 // Name returns the name of the term's Lease.
@@ -311,16 +476,29 @@ func (t *Term) Name() string { return t.name }
 
 // Dispatching reports whether calls covered by the Lease may start now. It
 // turns false, and stays false, the moment a read shows another holder in a
-// newer version of the record, or the renew deadline has passed since the
-// start of the term's last write that succeeded (the acquisition or a
-// renewal), or Release is called.
+// newer version of the record, or Release is called, or, for a term of
+// Acquire, the renew deadline has passed since the start of the term's last
+// write that succeeded (the acquisition or a renewal), or, for a term of
+// Claim, the term it was claimed under is not Dispatching.
 func (t *Term) Dispatching() bool { return t.rule.check() }
+
+// Deadline is when the term ends unless it is renewed first: the renew
+// deadline after the start of its last write that succeeded, or for a term
+// of Claim the Deadline of the term it was claimed under.
+func (t *Term) Deadline() time.Time { return t.rule.deadline() }
+
+// Relabel makes every renewal from the next one on write the record with
+// labels set too. It writes nothing itself.
+func (t *Term) Relabel(labels map[string]string) {
+	l := maps.Clone(labels)
+	t.relabel.Store(&l)
+}
 
 // Reason says why the term ended; "" while it has not.
 func (t *Term) Reason() string { return t.rule.ended() }
 
 // Renew makes one attempt to renew the Lease: it writes the term's last
-// record with a new renewTime, with that record's resourceVersion as a
+// record with a new renewTime (and the labels of Relabel), with that record's resourceVersion as a
 // precondition; on success the renew deadline counts again from when the
 // write was sent. On a conflict it reads the record: held by another, the
 // term ends; still this identity's (somebody else wrote it, say its
@@ -332,6 +510,9 @@ func (t *Term) Renew(ctx context.Context) error {
 	defer t.write.Unlock()
 	if !t.rule.check() {
 		return fmt.Errorf("lease %s: %w: %s", t.name, ErrTermOver, t.rule.ended())
+	}
+	if t.under != nil {
+		return nil // a term of Claim lasts with the term it was claimed under
 	}
 	return t.writeAgain(ctx, t.renew(ctx, t.last.Load()), t.renew, t.rule.heldBy, t.current, "the term ended meanwhile")
 }
@@ -364,6 +545,12 @@ func (t *Term) writeAgain(ctx context.Context, err error, write func(context.Con
 // renew writes from, renewed, with its resourceVersion as precondition.
 func (t *Term) renew(ctx context.Context, from *coordinationv1.Lease) error {
 	next := from.DeepCopy()
+	if l := t.relabel.Load(); l != nil {
+		if next.Labels == nil {
+			next.Labels = map[string]string{}
+		}
+		maps.Copy(next.Labels, *l)
+	}
 	sent := t.pool.cfg.Clock.Now()
 	t.pool.hold(&next.Spec, sent)
 	written, err := t.pool.leases.Update(ctx, next, metav1.UpdateOptions{})

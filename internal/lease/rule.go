@@ -24,6 +24,11 @@ type rule struct {
 	onStepDown func(reason string)
 	logger     logr.Logger
 
+	// under, if set, is the rule of the term this one lasts with (a Pool's
+	// term of Claim): this term has no deadline of its own and ends when
+	// that one does.
+	under *rule
+
 	lastRenew atomic.Pointer[time.Time] // start of the last write that succeeded; nil before the term
 	stepped   atomic.Bool
 	once      sync.Once     // guards the step-down
@@ -70,6 +75,9 @@ func (r *rule) held() bool {
 		return false
 	}
 	last := r.lastRenew.Load()
+	if r.under != nil {
+		return last != nil && r.under.held()
+	}
 	return last != nil && r.clock.Since(*last) < r.renewDeadline
 }
 
@@ -79,9 +87,28 @@ func (r *rule) check() bool {
 		return true
 	}
 	if r.began() {
-		r.stepDown(r.deadlineReason())
+		if r.under != nil {
+			r.under.check()
+			r.stepDown("the term it was claimed under ended: " + r.under.ended())
+		} else {
+			r.stepDown(r.deadlineReason())
+		}
 	}
 	return false
+}
+
+// deadline is when the term ends unless it is renewed first: the renew
+// deadline after its last write that succeeded, or its under's deadline.
+// The zero time before the term began.
+func (r *rule) deadline() time.Time {
+	if r.under != nil {
+		return r.under.deadline()
+	}
+	last := r.lastRenew.Load()
+	if last == nil {
+		return time.Time{}
+	}
+	return last.Add(r.renewDeadline)
 }
 
 // untilDeadline returns how long the term has before the renew deadline

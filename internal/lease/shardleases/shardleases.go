@@ -25,16 +25,34 @@ var (
 )
 
 // Acquire is Pool.Acquire; an error wrapping lease.ErrHeld wraps
-// shard.ErrHeld too.
+// shard.ErrHeld too, here and in Claim.
 func (l leases) Acquire(ctx context.Context, name string, labels map[string]string) (shard.Term, error) {
 	t, err := l.pool.Acquire(ctx, name, labels)
 	if err != nil {
-		if errors.Is(err, lease.ErrHeld) {
-			err = fmt.Errorf("%w (%w)", err, shard.ErrHeld)
-		}
-		return nil, err // not a nil *lease.Term in a non-nil shard.Term
+		return nil, asShardErr(err) // not a nil *lease.Term in a non-nil shard.Term
 	}
 	return t, nil
+}
+
+// Claim is Pool.Claim, under a term of the same Pool.
+func (l leases) Claim(ctx context.Context, name string, labels map[string]string, under shard.Term, membership func(string) string) (shard.Term, error) {
+	parent, ok := under.(*lease.Term)
+	if !ok {
+		return nil, fmt.Errorf("lease %s: claimed under a %T, not a term of this Pool", name, under)
+	}
+	t, err := l.pool.Claim(ctx, name, labels, parent, membership)
+	if err != nil {
+		return nil, asShardErr(err)
+	}
+	return t, nil
+}
+
+// asShardErr makes an error wrapping lease.ErrHeld wrap shard.ErrHeld too.
+func asShardErr(err error) error {
+	if errors.Is(err, lease.ErrHeld) {
+		return fmt.Errorf("%w (%w)", err, shard.ErrHeld)
+	}
+	return err
 }
 
 // List is Pool.List, its records as shard's.
