@@ -311,7 +311,7 @@ type memTerm struct {
 	renewStart time.Time // start of the last write that succeeded
 	over       bool
 	labels     map[string]string // set by Relabel, written by the next renewals
-	under      *memTerm // the membership a term of Claim lasts with; nil for Acquire's
+	under      *memTerm          // the membership a term of Claim lasts with; nil for Acquire's
 }
 
 var _ Term = (*memTerm)(nil)
