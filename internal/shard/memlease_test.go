@@ -30,6 +30,7 @@ type memStore struct {
 	mu      sync.Mutex
 	rv      int64
 	history map[string][]memVersion // by name, oldest first
+	writes  map[string]int          // by the value of LabelRole
 }
 
 type memVersion struct {
@@ -42,7 +43,7 @@ type memVersion struct {
 var errConflict = errors.New("the object has been modified")
 
 func newMemStore(c clock.PassiveClock) *memStore {
-	return &memStore{clock: c, history: map[string][]memVersion{}}
+	return &memStore{clock: c, history: map[string][]memVersion{}, writes: map[string]int{}}
 }
 
 // read returns the version of name current at asOf.
@@ -101,9 +102,18 @@ func (s *memStore) write(name string, labels map[string]string, holder string, e
 		return memVersion{}, errConflict
 	}
 	s.rv++
+	s.writes[labels[LabelRole]]++
 	v := memVersion{rv: s.rv, at: s.clock.Now(), labels: labels, holder: holder}
 	s.history[name] = append(h, v)
 	return v, nil
+}
+
+// written returns the number of writes so far of the records with each
+// role.
+func (s *memStore) written() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.writes)
 }
 
 // current returns the newest version of name.
@@ -129,6 +139,10 @@ type memLeases struct {
 	stale func(name string) time.Duration
 	// down, if set, says whether the store is unreachable now.
 	down func() bool
+	// trustReads makes Claim judge a holder gone on its (stale) read
+	// alone, without the read of the store as it is now: the unsafe
+	// variant that the simulation must catch.
+	trustReads bool
 
 	mu       sync.Mutex
 	observed map[string]observation
@@ -274,6 +288,9 @@ func (l *memLeases) gone(member string) error {
 	l.mu.Unlock()
 	if !expired {
 		return fmt.Errorf("its membership %s has not expired: %w", member, ErrHeld)
+	}
+	if l.trustReads {
+		return nil
 	}
 	cur, ok := l.store.current(member)
 	if ok != exists || (exists && cur.rv != v.rv) {

@@ -1,8 +1,10 @@
 package shard
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -376,5 +378,105 @@ func TestLeaseNames(t *testing.T) {
 		if err := ValidateRingName(bad); err == nil {
 			t.Errorf("ValidateRingName(%q): no error", bad)
 		}
+	}
+}
+
+// slowLeases answers every write after a delay, as a loaded API server
+// does, and counts how many are in flight at once.
+type slowLeases struct {
+	*memLeases
+	delay time.Duration
+
+	mu             sync.Mutex
+	inFlight, most int
+}
+
+func (l *slowLeases) slow() func() {
+	l.mu.Lock()
+	l.inFlight++
+	l.most = max(l.most, l.inFlight)
+	l.mu.Unlock()
+	time.Sleep(l.delay)
+	return func() {
+		l.mu.Lock()
+		l.inFlight--
+		l.mu.Unlock()
+	}
+}
+
+func (l *slowLeases) Claim(ctx context.Context, name string, labels map[string]string, under Term, membership func(string) string) (Term, error) {
+	defer l.slow()()
+	t, err := l.memLeases.Claim(ctx, name, labels, under, membership)
+	if err != nil {
+		return nil, err
+	}
+	return slowTerm{t, l}, nil
+}
+
+// slowTerm is a term of slowLeases: its Release is slow too.
+type slowTerm struct {
+	Term
+	leases *slowLeases
+}
+
+func (t slowTerm) Release(ctx context.Context) error {
+	defer t.leases.slow()()
+	return t.Term.Release(ctx)
+}
+
+// TestReplicaHandOverWritesInParallel: with 64 slots and an API server that
+// answers each Lease write in 50 ms, a leave of a replica holding all 64
+// and a join that moves 32 each complete within two retry periods, with at
+// most Config.Parallel writes at once. One write after another, the leave
+// would take 6.4 s (64 releases, then 64 claims) and the join 3.2 s.
+func TestReplicaHandOverWritesInParallel(t *testing.T) {
+	tr := newTestRing(t, 64)
+	var all []*slowLeases
+	slow := func(id string) *Replica {
+		l := &slowLeases{memLeases: newMemLeases(id, tr.store, tr.clock, testLease, testDeadline)}
+		all = append(all, l)
+		rep, err := NewReplica(Config{Ring: tr.ring, Name: "ring", Identity: id, Leases: l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	a, b := slow("a"), slow("b")
+	tr.step(a)
+	a.Leave() // before b is seen: b's share is not handed over on the way
+	tr.step(b)
+	if b.Held().Len() != 0 {
+		t.Fatalf("b took %v from a live holder", b.Held())
+	}
+	for _, l := range all {
+		l.delay = 50 * time.Millisecond
+	}
+	start := time.Now()
+	tr.step(a, b) // a releases 64, b claims 64
+	leave := time.Since(start)
+	if !a.Left() || b.Held() != tr.ring.All() {
+		t.Fatalf("after the leave: a left %t, b holds %v", a.Left(), b.Held())
+	}
+
+	c := slow("c")
+	all[len(all)-1].delay = 50 * time.Millisecond
+	tr.step(c)
+	tr.clock.Step(testRetry)
+	start = time.Now()
+	tr.step(b, c) // b hands over 32, c takes them
+	join := time.Since(start)
+	if b.Held().Len() != 32 || c.Held().Len() != 32 {
+		t.Fatalf("after the join: b holds %d, c %d slots", b.Held().Len(), c.Held().Len())
+	}
+	most := 0
+	for _, l := range all {
+		most = max(most, l.most)
+	}
+	t.Logf("leave %v, join %v, writes in flight at most %d", leave, join, most)
+	if limit := 2 * testRetry; join > limit || leave > limit {
+		t.Errorf("leave took %v and join %v, want each within two retry periods (%v)", leave, join, limit)
+	}
+	if most > DefaultParallel || most < 2 {
+		t.Errorf("at most %d writes in flight at once, want 2 to %d", most, DefaultParallel)
 	}
 }

@@ -34,6 +34,8 @@ type simConfig struct {
 	maxCall       time.Duration // calls last up to this long
 	chaos         time.Duration // length of the phase with failures
 	maxReplicas   int
+	trustReads    bool // take-overs judged on stale reads alone (unsafe)
+	parallel      int  // Config.Parallel
 }
 
 // safeSim respects the rule: renewDeadline + maxCall < leaseDuration.
@@ -163,7 +165,8 @@ func (s *sim) addReplica() *simReplica {
 	leases := newMemLeases(id, s.store, s.clock, s.cfg.leaseDuration, s.cfg.renewDeadline)
 	leases.stale = func(name string) time.Duration { return s.staleness(id, name) }
 	leases.down = func() bool { return s.now().Before(sr.downUntil) }
-	rep, err := NewReplica(Config{Ring: s.ring, Name: "sim", Identity: id, Leases: leases})
+	leases.trustReads = s.cfg.trustReads
+	rep, err := NewReplica(Config{Ring: s.ring, Name: "sim", Identity: id, Leases: leases, Parallel: s.cfg.parallel})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -376,6 +379,10 @@ type simResult struct {
 	handOvers []*handOver
 	perturbed []string
 	replicas  int
+	// At rest (the last two lease durations, settled): how long, and the
+	// writes of slot and membership records in that time.
+	rest                       time.Duration
+	restSlots, restMemberships int
 }
 
 // run runs the simulation: chaos, then calm until settled for a while or
@@ -401,6 +408,7 @@ func (s *sim) run() simResult {
 
 	deadline := start.Add(s.cfg.chaos + 3*s.cfg.leaseDuration + time.Minute)
 	var settledSince time.Time
+	var settledWrites map[string]int
 	for s.queue.Len() > 0 {
 		e := heap.Pop(&s.queue).(simEvent)
 		if e.at.After(deadline) {
@@ -417,10 +425,15 @@ func (s *sim) run() simResult {
 		case !calm || !settled:
 			settledSince = time.Time{}
 		case settledSince.IsZero():
-			settledSince = s.now()
+			settledSince, settledWrites = s.now(), s.store.written()
 		case s.now().Sub(settledSince) >= 2*s.cfg.leaseDuration:
 			// Settled and stayed so for two lease durations: done.
-			return s.result(true, settledSince.Sub(calmFrom))
+			res := s.result(true, settledSince.Sub(calmFrom))
+			now := s.store.written()
+			res.rest = s.now().Sub(settledSince)
+			res.restSlots = now[RoleSlot] - settledWrites[RoleSlot]
+			res.restMemberships = now[RoleMember] - settledWrites[RoleMember]
+			return res
 		}
 	}
 	return s.result(false, 0)
@@ -457,6 +470,7 @@ func TestSimulationNeverDispatchesASlotTwice(t *testing.T) {
 		{"16 slots", func(*simConfig) {}, simSeeds},
 		{"64 slots", func(c *simConfig) { c.slots = 64 }, simSeeds[:4]},
 		{"reads stale by up to the lease duration", func(c *simConfig) { c.maxStale = c.leaseDuration }, simSeeds[:4]},
+		{"one write at a time", func(c *simConfig) { c.parallel = 1 }, simSeeds[:2]},
 	}
 	for _, tt := range tests {
 		for _, seed := range tt.seeds {
@@ -474,6 +488,14 @@ func TestSimulationNeverDispatchesASlotTwice(t *testing.T) {
 				if res.calls == 0 {
 					t.Errorf("no call was ever dispatched")
 				}
+				// At rest only the memberships are written, once a retry
+				// period each (the periods are jittered by 10%).
+				if res.restSlots != 0 {
+					t.Errorf("%d slot Lease writes in %v at rest, want none", res.restSlots, res.rest)
+				}
+				if limit := float64(res.replicas) * (res.rest.Seconds()/(cfg.retryPeriod.Seconds()*0.9) + 1); float64(res.restMemberships) > limit {
+					t.Errorf("%d membership writes in %v at rest by %d replicas, want at most %.0f", res.restMemberships, res.rest, res.replicas, limit)
+				}
 				var leaves, kills []string
 				for _, h := range res.handOvers {
 					switch {
@@ -484,8 +506,8 @@ func TestSimulationNeverDispatchesASlotTwice(t *testing.T) {
 						kills = append(kills, h.took.Round(time.Millisecond).String())
 					}
 				}
-				t.Logf("%d calls, %d refused, %d slot moves, %d replicas at the end, settled %v after the last failure; hand-over after leave: %v, after kill: %v; events: %s",
-					res.calls, res.refused, res.moves, res.replicas, res.settle.Round(time.Millisecond), leaves, kills, strings.Join(res.perturbed, "; "))
+				t.Logf("%d calls, %d refused, %d slot moves, %d replicas at the end, settled %v after the last failure; at rest %d membership and %d slot writes in %v; hand-over after leave: %v, after kill: %v; events: %s",
+					res.calls, res.refused, res.moves, res.replicas, res.settle.Round(time.Millisecond), res.restMemberships, res.restSlots, res.rest, leaves, kills, strings.Join(res.perturbed, "; "))
 			})
 		}
 	}
@@ -510,6 +532,10 @@ func TestSimulationCatchesUnsafeDurations(t *testing.T) {
 	}{
 		{"renew deadline past the lease duration", func(c *simConfig) { c.renewDeadline = c.leaseDuration + 2*time.Second }},
 		{"calls longer than lease duration minus renew deadline", func(c *simConfig) { c.maxCall = 3 * time.Second }},
+		{"take-over judged on a stale read of the membership", func(c *simConfig) {
+			c.trustReads = true
+			c.maxStale = c.leaseDuration
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
