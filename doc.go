@@ -207,18 +207,27 @@
 // computes the same assignment from the members and holders it reads
 // (floor or ceil of Slots/replicas each, moving the fewest slots), gives up
 // the slots that are no longer its own and takes those nobody alive holds.
-// The Lease rule is leader election's, per slot: a replica stops starting
-// calls of a slot the moment a read shows another holder or RenewDeadline
-// passes since its last renewal, cancels the slot's calls in flight at its
-// next step, and releases a slot only once every call of it has returned;
-// a new holder takes a slot only when it is released or its lease expired.
+// Only the membership is renewed: a replica holds each slot under its
+// membership term, so a slot's Lease is written only when it changes hands,
+// and the replicas read the ring through a watch of its Leases, not a LIST.
+// At rest a ring costs replicas/RetryPeriod Lease writes a second (3
+// replicas at the default 2 s: 1.5 a second, whatever the slot count) and
+// no LIST. The Lease rule is leader election's, on the membership: a
+// replica stops starting calls of every slot the moment a read shows its
+// membership (or a slot) held by another or RenewDeadline passes since its
+// last renewal, cancels the slot's calls in flight at its next step, and
+// releases a slot only once every call of it has returned; a new holder
+// takes a slot only when it is released or its holder's membership has not
+// changed for LeaseDuration (by the taker's clock, confirmed by a read from
+// the API server itself), with one compare-and-swap on the slot's Lease.
 // So one call at a time per object holds across the ring, through
 // scale-up, scale-down, a replica that stops (it hands its slots over as
 // soon as its calls returned: the others, watching the Leases, take them
 // within a round trip) and a replica that dies (its slots are taken after
 // LeaseDuration), with the same window for calls of a frozen process as
 // under leader election (see above; internal/shard's package doc gives the
-// argument in full).
+// argument in full). Take-overs and hand-overs write up to 16 slot Leases
+// at once.
 //
 // A replica that takes a slot queues every cached object of it as an add in
 // the low lane, as a new leader does with its initial list: its handlers see

@@ -47,7 +47,8 @@ type Sharding struct {
 	// Slots is the number of slots the hash space is cut into: a power of
 	// two from 1 to 4096, the same on every replica. Slots bound the
 	// number of replicas that get work (a replica beyond it is a spare)
-	// and cost a Lease write each per RetryPeriod: 16 to 64 suit most
+	// and cost a Lease write each when they change hands (at rest only
+	// the replicas' memberships are renewed): 16 to 64 suit most
 	// controllers. Required.
 	Slots int
 	// Secondary names the handlers whose objects are not split: every

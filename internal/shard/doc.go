@@ -8,7 +8,8 @@
 // interface, which internal/lease's Pool implements) and the detection of
 // server support (Detect). The root package's WithSharding (sharding.go)
 // drives a Replica for each Run: its Steps, Begin and End around each call,
-// metrics and readiness.//
+// metrics and readiness.
+//
 // # Slots
 //
 // A Ring of n = 2^k slots (1 to 4096) cuts the 64-bit FNV-1a hash of
@@ -66,80 +67,114 @@
 // membership Lease, "<ring>-member-<16 hex digits of its identity's
 // hash>", whose holder is the replica's identity; all carry LabelRing, and
 // LabelRole says which kind (slot Leases also carry LabelSlot). A replica
-// lists the membership Leases to learn who is alive (held and not
-// expired) and the slot Leases to learn who holds what. One Lease per slot
-// rather than one per replica listing its slots: exclusive ownership of a
+// reads the membership Leases to learn who is alive (held and not expired)
+// and the slot Leases to learn who holds what, through a watch (List of
+// Leases reads the ring's informer: no request).
+//
+// Only the membership is renewed. A replica holds each slot under its
+// membership term (Leases.Claim): the slot's term has no deadline of its
+// own and ends when the membership term does, so a slot's Lease is written
+// only when it changes hands: claimed, released, or taken from a holder
+// that is gone. At rest a ring writes replicas/RetryPeriod Leases a second
+// (1.5 for 3 replicas at the default 2 s, whatever the slot count; the
+// first design renewed every slot too, (slots + replicas)/RetryPeriod, 9.5
+// for 16 slots) and reads nothing but its watch. Slots still have one
+// Lease each rather than one list per replica: exclusive ownership of a
 // slot is then the exclusivity of one object, written with one
-// compare-and-swap, the same argument that makes leader election safe;
-// with per-replica lists, two replicas' objects could both claim a slot
-// and nothing in the API server would stop it. The cost is renewals: a
-// ring writes (slots + replicas) / RetryPeriod Leases per second, 9 per
-// second for 16 slots and 2 replicas at the default 2 s; so 16 to 64
-// slots, not thousands.
+// compare-and-swap, the argument that makes leader election safe; with
+// per-replica lists, two replicas' objects could both claim a slot and
+// nothing in the API server would stop it.
 //
 // The Lease-holding rule is not here: a Replica uses the library's Lease
 // mechanism, the one leader election holds its Lease with, through the
-// small Leases and Term interfaces (one Term per Lease held: Acquire,
-// Renew, Dispatching, Release, and List for the reads). The mechanism
-// judges all time on Leases: expiry as observed on this replica's clock
-// (unchanged for the lease duration since first read), and the step-down
+// small Leases and Term interfaces (Acquire and Renew for the membership,
+// Claim for slots, Release, List for the reads). The mechanism judges all
+// time on Leases: expiry as observed on this replica's clock (unchanged
+// for the lease duration since first read), and the step-down
 // (Dispatching turns false the moment a read shows another holder, or the
-// renew deadline passes since the start of the last successful write).
+// renew deadline passes since the start of the membership's last
+// successful write; a slot's term with its membership's).
 //
 // # Hand-over
 //
 // A Replica is a state machine its owner drives: Step every retry period
-// (renew every held Lease and drop the lost terms without releasing them;
-// renew the membership; read members and holders; compute the target;
-// close the slots that are no longer its own and release each once its
-// calls have returned; try to acquire the target's slots that no live
-// member holds), Begin before each call and End after it. Begin is true
-// only while the slot's term is held and Dispatching, and the slot is not
-// being handed over. A joining replica gets its share once the holders
-// have seen it join and drained; a replica that Leaves releases its
-// membership and then each slot as soon as its calls have returned, so the
-// others take over at their next Step; a replica that dies or freezes
-// loses its slots after the lease duration.
+// and whenever a Lease of the ring changes hands or labels (renew the
+// membership, or acquire it; drop the slot terms that ended, without
+// releasing them; read members and holders; compute the target; close the
+// slots that are no longer its own and release each once its calls have
+// returned; claim the target's slots that no live member holds, and any
+// slot whose record still names this replica from an earlier membership
+// term), Begin before each call and End after it. Claims and releases of
+// one Step run up to Config.Parallel at once (16 by default): with 64 slots
+// and 50 ms a write, a leave of a replica holding all 64 takes 0.4 s, not
+// 6.4 s. Begin is true only while the slot's term is Dispatching (so its
+// membership's too) and the slot is not being handed over. A joining
+// replica gets its share once the holders have seen it join and drained; a
+// replica that Leaves marks its membership leaving (LabelLeaving, written
+// with its next renewal: the others stop counting it in the assignment),
+// releases each slot as soon as its calls have returned, so the others
+// take it over at their next Step, and releases its membership last, once
+// no slot and no call is left; a replica that dies or freezes loses its
+// slots after the lease duration of its membership.
 //
 // Why no slot is dispatched by two replicas at once. A replica dispatches
-// slot s only under a term of s's Lease, and a term begins only with a
+// slot s only under a term of s's Lease, and such a term begins only with a
 // write that carries the resourceVersion of the record read as a
-// precondition, on a record that is free, already the replica's own, or
-// expired. So two terms of one slot never overlap in the API server's
-// order, and a new term begins only after the previous holder stopped:
+// precondition (or creates it), on a record that is free, already the
+// replica's own, or held by a holder that is gone. So two terms of one
+// slot never begin from one version, and a new term begins only after the
+// previous holder stopped:
 //   - Free: only Release writes a record free, and a Replica releases a
 //     slot only after it has closed it (Begin refuses) and its count of
 //     calls in flight for the slot is zero. The old holder's last call has
-//     returned before the record is free.
-//   - Expired: the new holder read one version of the record, unchanged for
-//     the lease duration L by its clock since its first read of it. That
-//     version was written at or after the start t of the old holder's last
-//     successful write, and the old holder's Begin refuses from
-//     t + renewDeadline. Its last call began before then, and if calls
-//     last at most D it has returned by t + renewDeadline + D, before the
-//     new holder's acquisition at t + L or later, provided
-//     renewDeadline + D (plus the clocks' drift over L) < L. A call that
-//     runs longer, such as one in a process frozen mid-call, is the part no
-//     lease can prevent (the Lease mechanism's doc states it): its context
-//     is cancelled at the step-down, and handlers that write with
-//     resourceVersion preconditions make it harmless.
-//   - Stale reads only delay: an acquisition based on a stale record fails
-//     its precondition; an expiry is counted from the first read of a
-//     version, so a late read makes it later; a read of an older version
+//     returned before the record is free. A membership is released only
+//     when no slot is held and no call is in flight, so the slots of a
+//     holder whose membership is free have no call either.
+//   - Gone: the taker read the slot's record at version v naming holder H,
+//     then found H's membership record at one version m, unchanged for the
+//     lease duration L by its clock since its first read of it (or free, or
+//     missing for L), and then read H's membership from the API server
+//     itself, not a cache, and found m still. Version m was written at or
+//     after the start t of H's last membership write that succeeded before
+//     that read, and no write of H's membership succeeded between t and
+//     the read (it would show). H's membership term, and every slot term
+//     under it, stops dispatching at t + renewDeadline; a renewal sent
+//     before and answered after that does not start it again. H's last
+//     call began before t + renewDeadline and, if calls last at most D,
+//     has returned by t + renewDeadline + D, before the taker's write at
+//     t + L or later, provided renewDeadline + D (plus the clocks' drift
+//     over L) < L. If H came back meanwhile (a new membership term) and
+//     claimed s again, it wrote s's record after version v, and the
+//     taker's write on v fails. A call that runs longer, such as one in a
+//     process frozen mid-call, is the part no lease can prevent (the Lease
+//     mechanism's doc states it): its context is cancelled at the
+//     step-down, and handlers that write with resourceVersion
+//     preconditions make it harmless.
+//   - Stale reads only delay: a claim based on a stale record of the slot
+//     fails its precondition; an expiry is counted from the first read of
+//     a version, so a late read makes it later, and the read from the API
+//     server catches a watch that is behind; a read of an older version
 //     showing another holder does not end a term.
 //
 // The simulation test checks this at every event, over minutes of
-// simulated time with several seeds: stale reads (up to the lease
-// duration), replicas that join, leave, are killed, freeze or lose the API
-// server; and it checks that the check fails with unsafe durations
-// (a renew deadline past the lease duration, or calls longer than their
-// difference). With a 3 s lease, 2 s renew deadline, 0.5 s retry period
-// and reads up to 0.3 s stale it measures a graceful hand-over in 0.5 to
-// 1.5 s (the leaver's Step, then the taker's, which must read the release)
-// and a killed replica's slots taken in 3 to 4 s when the others are
-// healthy; a hand-over within a second at the default 2 s retry period
+// simulated time with several seeds: reads stale by up to the lease
+// duration, replicas that join, leave, are killed, freeze or lose the API
+// server; once settled, that only the memberships are written (none of the
+// slots); and it checks that the check fails with unsafe durations (a
+// renew deadline past the lease duration, or calls longer than their
+// difference) and with a take-over judged on a stale read alone (no read
+// from the API server). With a 3 s lease, 2 s renew deadline, 0.5 s retry
+// period and reads up to 0.3 s stale it measures a graceful hand-over in
+// 0.5 to 1.5 s (the leaver's Step, then the taker's, which must read the
+// release) and a killed replica's slots taken in 3 to 4 s when the others
+// are healthy; a hand-over within a second at the default 2 s retry period
 // needs the others to Step when the Leases change (a watch), not only on
 // their timer.
+//
+// Replicas of one ring must run this protocol alike: a replica of the
+// first design judged a slot by its own Lease's renewals and would take
+// every slot of this one at once. Move a ring from it with a new ring name,
+// or scale it to zero first.
 //
 // # Server-side shard selectors
 //
