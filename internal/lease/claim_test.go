@@ -78,6 +78,19 @@ func member(t *testing.T, p *cachedPool, identity string) (membership, slot *Ter
 	return membership, slot
 }
 
+// waitOutTheLease steps p's clock by the lease duration, renewing its
+// membership every retry period, its watch keeping up.
+func waitOutTheLease(t *testing.T, p *cachedPool, c *clocktesting.FakeClock, membership *Term) {
+	t.Helper()
+	for range int(leaseDuration / retryPeriod) {
+		c.Step(retryPeriod)
+		if err := membership.Renew(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		p.sync(t)
+	}
+}
+
 // countVerbs counts the requests of each verb the server gets from now on.
 func countVerbs(s *leaseServer) map[string]int {
 	n := map[string]int{}
@@ -138,13 +151,7 @@ func TestPoolClaimTakesOnlyFromAGoneHolder(t *testing.T) {
 		t.Fatalf("Claim of a live holder's slot: %v, want ErrHeld", err)
 	}
 	// a stops renewing; b keeps its own membership and waits out the lease.
-	for range int(leaseDuration / retryPeriod) {
-		cb.Step(retryPeriod)
-		if err := bMember.Renew(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		b.sync(t)
-	}
+	waitOutTheLease(t, b, cb, bMember)
 	ca.Step(leaseDuration)
 	if aSlot.Dispatching() {
 		t.Fatal("a still dispatches past its renew deadline")
@@ -244,13 +251,7 @@ func TestPoolClaimFromAMissingMembership(t *testing.T) {
 	if _, err := b.Claim(t.Context(), slotLease, slotLabels, bMember, membershipOf); !errors.Is(err, ErrHeld) {
 		t.Fatalf("Claim at the first read of a missing membership: %v, want ErrHeld", err)
 	}
-	for range int(leaseDuration / retryPeriod) {
-		c.Step(retryPeriod)
-		if err := bMember.Renew(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b.sync(t)
+	waitOutTheLease(t, b, c, bMember)
 	if _, err := b.Claim(t.Context(), slotLease, slotLabels, bMember, membershipOf); err != nil {
 		t.Fatalf("Claim after the membership was missing for the lease duration: %v", err)
 	}
