@@ -67,6 +67,21 @@ type Sharding struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
+// Labels on a ring's Leases. Every Lease of a ring carries LabelShardRing
+// with the ring's name and LabelShardRole, ShardRoleSlot or
+// ShardRoleMember; a slot's Lease also carries LabelShardSlot with its
+// number, and a replica's membership Lease carries LabelShardLeaving
+// ("true") from the first renewal after its Run was cancelled. Select a
+// ring's Leases by them: kubectl get leases -l kubehandler.io/shard-ring=NAME.
+const (
+	LabelShardRing    = shard.LabelRing
+	LabelShardRole    = shard.LabelRole
+	LabelShardSlot    = shard.LabelSlot
+	LabelShardLeaving = shard.LabelLeaving
+	ShardRoleSlot     = shard.RoleSlot
+	ShardRoleMember   = shard.RoleMember
+)
+
 // WithSharding splits the objects of an EventLoop across the replicas of
 // a ring (DESIGN promise 10): each replica dispatches only the objects
 // whose UID hashes into the slots it holds, and one call at a time per

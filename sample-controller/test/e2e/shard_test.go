@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubehandler/kubehandler"
 	samplev1alpha1 "github.com/kubehandler/kubehandler/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 )
 
@@ -71,7 +72,7 @@ func TestShardedReplicas(t *testing.T) {
 	ns := newNamespace(t, c)
 	ring := "e2e-" + rand.String(5)
 	leases := c.kube.CoordinationV1().Leases(leaseNamespace)
-	ringSelector := labels.Set{"kubehandler.io/shard-ring": ring}.String()
+	ringSelector := labels.Set{kubehandler.LabelShardRing: ring}.String()
 	t.Cleanup(func() {
 		// After the replicas are killed (cleanups run last first).
 		err := leases.DeleteCollection(context.WithoutCancel(t.Context()), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: ringSelector})
@@ -82,7 +83,7 @@ func TestShardedReplicas(t *testing.T) {
 	// holders returns, by holder identity, how many of the ring's slot
 	// Leases each holds ("" for free ones).
 	holders := func() (map[string]int, error) {
-		list, err := leases.List(t.Context(), metav1.ListOptions{LabelSelector: ringSelector + ",kubehandler.io/shard-role=slot"})
+		list, err := leases.List(t.Context(), metav1.ListOptions{LabelSelector: ringSelector + "," + kubehandler.LabelShardRole + "=" + kubehandler.ShardRoleSlot})
 		if err != nil {
 			return nil, err
 		}
