@@ -130,6 +130,43 @@ type DebugReport struct {
 	// Handlers are the loop's handlers, by name: those registered, and
 	// any other kind with keys in the queue.
 	Handlers []DebugHandlerState `json:"handlers"`
+	// Ring is this replica's part in its ring (WithSharding), while a Run
+	// dispatches in one; absent otherwise.
+	Ring *DebugRing `json:"ring,omitempty"`
+}
+
+// DebugRing is a replica's view of its ring (WithSharding), as its last
+// Step left it. Slot sets are written as ranges: "0-3,7", "none".
+type DebugRing struct {
+	// Namespace and Name are the ring's; Identity is this replica's.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Identity  string `json:"identity"`
+	// Slots is the ring's slot count.
+	Slots int `json:"slots"`
+	// Held are the slots this replica may dispatch now; Target those the
+	// last Step computed as its share.
+	Held   string `json:"held"`
+	Target string `json:"target"`
+	// Draining are the slots being handed over: closed for new calls,
+	// released once their calls in flight (InFlight) have returned.
+	Draining []DebugDrainingSlot `json:"draining"`
+	// Members are the live members the last Step read, sorted.
+	Members []string `json:"members"`
+	// MembershipDeadline is when this replica's membership term, and with
+	// it the term of every slot it holds, ends unless renewed first;
+	// absent while it has no membership.
+	MembershipDeadline time.Time `json:"membershipDeadline,omitzero"`
+	// Ready is the replica's readiness: it holds its share.
+	Ready bool `json:"ready"`
+	// LastStepError is the error of the last Step, "" if it succeeded.
+	LastStepError string `json:"lastStepError"`
+}
+
+// DebugDrainingSlot is a slot being handed over.
+type DebugDrainingSlot struct {
+	Slot     int `json:"slot"`
+	InFlight int `json:"inFlight"`
 }
 
 // DebugHandlerState is one handler's part of a DebugReport.
@@ -287,6 +324,9 @@ func (q *workQueue) debugReport(maxKeys int) DebugReport {
 		}
 	}
 	q.mu.Unlock()
+	if sh := q.sharder.Load(); sh != nil {
+		rep.Ring = sh.debugRing()
+	}
 
 	for _, f := range failures {
 		k := kindOf(f.key.Kind)
@@ -425,6 +465,26 @@ Taken at {{when .Time}}. <a href="?format=json">JSON</a></p>
 </section>
 {{- else}}
 <p>No handlers.</p>
+{{- end}}
+{{- with .Ring}}
+<section>
+<h2>Ring {{.Namespace}}/{{.Name}}</h2>
+<p>Replica <strong>{{.Identity}}</strong>, {{if .Ready}}ready{{else}}not ready{{end}}: holds slots {{.Held}} of {{.Slots}}, its share {{.Target}}.
+{{- if not .MembershipDeadline.IsZero}} Its membership, and every slot it holds, ends at {{when .MembershipDeadline}} unless renewed.{{else}} No membership.{{end}}</p>
+<p>Members: {{range $i, $m := .Members}}{{if $i}}, {{end}}{{$m}}{{else}}none{{end}}.</p>
+<h3>Slots being handed over</h3>
+{{- if .Draining}}
+<table>
+<tr><th>Slot</th><th>Calls in flight</th></tr>
+{{- range .Draining}}
+<tr><td>{{.Slot}}</td><td>{{.InFlight}}</td></tr>
+{{- end}}
+</table>
+{{- else}}
+<p>None.</p>
+{{- end}}
+<p>Last step: {{if .LastStepError}}<span class="error">{{.LastStepError}}</span>{{else}}succeeded{{end}}.</p>
+</section>
 {{- end}}
 </body>
 </html>

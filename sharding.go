@@ -171,6 +171,8 @@ type sharder struct {
 	parent context.Context // the Run's: the parent of every call's context
 
 	leases cache.SharedIndexInformer // on the ring's Leases: what Steps read
+
+	lastErr atomic.Pointer[string] // the last Step's error, "" if none
 }
 
 // newSharder returns the sharder of a Run of q; it starts nothing.
@@ -303,9 +305,12 @@ func (s *sharder) step(ctx context.Context) {
 	stepCtx, cancel := context.WithTimeout(ctx, s.cfg.RenewDeadline)
 	err := s.replica.Step(stepCtx)
 	cancel()
+	msg := ""
 	if err != nil && ctx.Err() == nil {
 		s.logger.V(1).Info("Shard step incomplete; the next one tries again", "err", err)
+		msg = err.Error()
 	}
+	s.lastErr.Store(&msg)
 	s.apply(s.replica.Terms())
 }
 
@@ -437,6 +442,29 @@ func (s *sharder) leave(ctx context.Context) {
 	} else {
 		s.logger.Info("Left the ring: slots still in use are left to expire")
 	}
+}
+
+// debugRing is the replica's ring for DebugHandler.
+func (s *sharder) debugRing() *DebugRing {
+	rep := s.replica
+	d := &DebugRing{
+		Namespace: s.cfg.Namespace, Name: s.cfg.Name, Identity: s.cfg.Identity, Slots: s.ring.Slots(),
+		Held: rep.Held().String(), Target: rep.Target().String(), Members: rep.Members(),
+		Ready: rep.Ready(), Draining: []DebugDrainingSlot{},
+	}
+	if d.Members == nil {
+		d.Members = []string{}
+	}
+	for _, slot := range rep.Draining().Slots() {
+		d.Draining = append(d.Draining, DebugDrainingSlot{Slot: slot, InFlight: rep.InFlight(slot)})
+	}
+	if m := rep.Membership(); m != nil && m.Dispatching() {
+		d.MembershipDeadline = m.Deadline()
+	}
+	if e := s.lastErr.Load(); e != nil {
+		d.LastStepError = *e
+	}
+	return d
 }
 
 // readiness says whether the replica holds its share of the ring, or knows

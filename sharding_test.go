@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kubehandler/kubehandler"
 	"github.com/kubehandler/kubehandler/internal/shard"
 	"github.com/kubehandler/kubehandler/kubehandlertest"
@@ -475,5 +477,49 @@ func TestShardingSecondaryEnqueuesOnTheHolder(t *testing.T) {
 		if err := run.Stop(); err != nil {
 			t.Fatalf("Run = %v", err)
 		}
+	}
+}
+
+// DebugHandler shows a replica's ring: what it holds, its share, the
+// members, when its membership ends, and the last Step's error; JSON and
+// HTML alike.
+func TestDebugHandlerShowsTheRing(t *testing.T) {
+	r := newRing()
+	source := newConfigMaps(t, 20)
+	calls := newRingCalls(t)
+	loop := kubehandler.NewEventLoop("ring-debug", kubehandler.WithSharding(r.sharding("a")))
+	loop.Register(calls.handler("a", kubehandlertest.NewInformer(t, source, &corev1.ConfigMap{}), 0))
+	srv := debugServer(t, kubehandler.DebugHandler(loop))
+	if rep := report(t, srv); rep.Ring != nil {
+		t.Errorf("a loop that does not run shows a ring: %+v", rep.Ring)
+	}
+	run := kubehandlertest.Start(t, loop, 2)
+	eventually(t, "ready", func() bool { return kubehandler.Readiness(loop)(nil) == nil })
+	rep := report(t, srv)
+	ring := rep.Ring
+	if ring == nil {
+		t.Fatal("no ring in the report of a sharded loop")
+	}
+	want := kubehandler.DebugRing{Namespace: "ns", Name: "ring", Identity: "a", Slots: 16, Held: "0-15", Target: "0-15",
+		Draining: []kubehandler.DebugDrainingSlot{}, Members: []string{"a"}, Ready: true}
+	got := *ring
+	got.MembershipDeadline = time.Time{}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ring (-want +got):\n%s", diff)
+	}
+	if d := ring.MembershipDeadline; d.Before(rep.Time) || d.After(rep.Time.Add(2*time.Second)) {
+		t.Errorf("membership deadline %v, want within the renew deadline (2s) after %v", d, rep.Time)
+	}
+	_, _, page := get(t, srv.URL)
+	for _, s := range []string{"Ring ns/ring", "Replica <strong>a</strong>, ready: holds slots 0-15 of 16", "Members: a.", "Last step: succeeded."} {
+		if !strings.Contains(page, s) {
+			t.Errorf("the page does not say %q:\n%s", s, page)
+		}
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if rep := report(t, srv); rep.Ring != nil {
+		t.Errorf("a stopped loop shows a ring: %+v", rep.Ring)
 	}
 }
