@@ -137,8 +137,8 @@ func (s *Sharding) splits(name string) bool {
 
 // sharder is one Run's part in its ring: the shard.Replica that decides
 // which slots it may dispatch, driven by a loop that Steps it every
-// RetryPeriod and whenever a Lease of the ring changes hands, and the
-// snapshot of what it holds that the event path reads.
+// RetryPeriod and whenever a Lease of the ring changes hands or labels,
+// and the snapshot of what it holds that the event path reads.
 //
 // The rule of the event path: an event of a slot this replica holds (at its
 // last Step) is queued, any other is dropped before it reaches the queue

@@ -79,11 +79,13 @@ type Cache interface {
 // for one term at a time, driven by its caller: there is no goroutine and
 // no timer; the caller acquires, renews and reads when it likes (a shard
 // Replica's Step does each retry period), and asks Term.Dispatching before
-// each call. A term ends by the rule a Holder applies: the moment a read
-// (by Acquire, List or Renew) shows another holder in a newer version of
-// the record than the term's last write, or the renew deadline passes
-// since the start of that write. A Pool's methods, and its Terms', are
-// safe for concurrent use.
+// each call. A term of Acquire ends by the rule a Holder applies: the
+// moment a read (by Acquire, Claim, List or Renew) shows another holder in
+// a newer version of the record than the term's last write, or the renew
+// deadline passes since the start of that write. A term of Claim has no
+// deadline of its own: it ends at such a read or when the term it was
+// claimed under ends. A Pool's methods, and its Terms', are safe for
+// concurrent use.
 type Pool struct {
 	cfg    PoolConfig
 	leases coordinationv1client.LeaseInterface
@@ -242,6 +244,9 @@ func (p *Pool) gone(ctx context.Context, member string, slot *coordinationv1.Lea
 	if !ok {
 		return fmt.Errorf("its membership %s has not expired: %w", member, ErrHeld)
 	}
+	if p.cfg.Cache == nil {
+		return nil // read from the API server already, after the slot's record
+	}
 	// The cache may be behind: only the API server can tell that the
 	// version seen is still the newest.
 	now, err := p.leases.Get(ctx, member, metav1.GetOptions{})
@@ -330,7 +335,7 @@ func (p *Pool) hold(spec *coordinationv1.LeaseSpec, sent time.Time) {
 // a term of Claim lasts with under.
 func (p *Pool) begin(written *coordinationv1.Lease, sent time.Time, under *Term) *Term {
 	name := written.Name
-	t := &Term{pool: p, name: name, under: under}
+	t := &Term{pool: p, name: name}
 	t.rule = newRule(p.cfg.Clock, p.cfg.RenewDeadline, func(reason string) {
 		if p.cfg.OnStepDown != nil {
 			p.cfg.OnStepDown(name, reason)
@@ -368,9 +373,10 @@ type Record struct {
 }
 
 // List reads the Leases of the Pool's namespace that carry all of lbls,
-// sorted by name: from the Cache if set (no request), else with a LIST. It is a read like any other: it counts towards the
-// expiry of the records, and a term of this Pool whose record it shows
-// held by another, in a newer version than the term's last write, ends.
+// sorted by name: from the Cache if set (no request), else with a LIST.
+// It is a read like any other: it counts towards the expiry of the
+// records, and a term of this Pool whose record it shows held by another,
+// in a newer version than the term's last write, ends.
 func (p *Pool) List(ctx context.Context, lbls map[string]string) ([]Record, error) {
 	sel := labels.SelectorFromSet(lbls)
 	items, err := p.list(ctx, sel)
@@ -461,10 +467,9 @@ func holderOf(l *coordinationv1.Lease) string { return ptr.Deref(l.Spec.HolderId
 // it until it is lost or released. Its methods are safe for concurrent
 // use; Dispatching is cheap enough to be asked before every call.
 type Term struct {
-	pool  *Pool
-	name  string
-	rule  *rule
-	under *Term // the term a term of Claim lasts with; nil for Acquire's
+	pool *Pool
+	name string
+	rule *rule // for a term of Claim, with the rule of the term it lasts with as under
 
 	write   sync.Mutex                           // one Renew or Release at a time
 	last    atomic.Pointer[coordinationv1.Lease] // the record as the term last wrote it
@@ -498,20 +503,22 @@ func (t *Term) Relabel(labels map[string]string) {
 func (t *Term) Reason() string { return t.rule.ended() }
 
 // Renew makes one attempt to renew the Lease: it writes the term's last
-// record with a new renewTime (and the labels of Relabel), with that record's resourceVersion as a
-// precondition; on success the renew deadline counts again from when the
-// write was sent. On a conflict it reads the record: held by another, the
-// term ends; still this identity's (somebody else wrote it, say its
-// labels), it tries once more on the version read. An error means this
-// attempt failed (wrapping ErrTermOver if the term had ended already);
-// Dispatching says whether the term survives it.
+// record with a new renewTime (and the labels of Relabel), with that
+// record's resourceVersion as a precondition; on success the renew
+// deadline counts again from when the write was sent. On a conflict it
+// reads the record: held by another, the term ends; still this identity's
+// (somebody else wrote it, say its labels), it tries once more on the
+// version read. An error means this attempt failed (wrapping ErrTermOver
+// if the term had ended already); Dispatching says whether the term
+// survives it. A term of Claim has nothing to renew: Renew writes nothing
+// and fails only once the term has ended.
 func (t *Term) Renew(ctx context.Context) error {
 	t.write.Lock()
 	defer t.write.Unlock()
 	if !t.rule.check() {
 		return fmt.Errorf("lease %s: %w: %s", t.name, ErrTermOver, t.rule.ended())
 	}
-	if t.under != nil {
+	if t.rule.under != nil {
 		return nil // a term of Claim lasts with the term it was claimed under
 	}
 	return t.writeAgain(ctx, t.renew(ctx, t.last.Load()), t.renew, t.rule.heldBy, t.current, "the term ended meanwhile")
