@@ -63,15 +63,22 @@ func (p *cachedPool) sync(t *testing.T) {
 	}
 }
 
-// member acquires identity's membership and claims slotLease under it.
-func member(t *testing.T, p *cachedPool, identity string) (membership, slot *Term) {
+// join acquires identity's membership and syncs p's watch.
+func join(t *testing.T, p *cachedPool, identity string) *Term {
 	t.Helper()
 	membership, err := p.Acquire(t.Context(), membershipOf(identity), memberLabels)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.sync(t)
-	slot, err = p.Claim(t.Context(), slotLease, slotLabels, membership, membershipOf)
+	return membership
+}
+
+// member acquires identity's membership and claims slotLease under it.
+func member(t *testing.T, p *cachedPool, identity string) (membership, slot *Term) {
+	t.Helper()
+	membership = join(t, p, identity)
+	slot, err := p.Claim(t.Context(), slotLease, slotLabels, membership, membershipOf)
 	if err != nil {
 		t.Fatalf("Claim of a missing record: %v", err)
 	}
@@ -142,11 +149,7 @@ func TestPoolClaimTakesOnlyFromAGoneHolder(t *testing.T) {
 	ca, cb := clocktesting.NewFakeClock(time.Now()), clocktesting.NewFakeClock(time.Now())
 	a, b := newCachedPool(t, s, "a", ca), newCachedPool(t, s, "b", cb)
 	_, aSlot := member(t, a, "a")
-	bMember, err := b.Acquire(t.Context(), membershipOf("b"), memberLabels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.sync(t)
+	bMember := join(t, b, "b")
 	if _, err := b.Claim(t.Context(), slotLease, slotLabels, bMember, membershipOf); !errors.Is(err, ErrHeld) {
 		t.Fatalf("Claim of a live holder's slot: %v, want ErrHeld", err)
 	}
@@ -174,11 +177,7 @@ func TestPoolClaimAsksTheServerBeforeATakeOver(t *testing.T) {
 	ca, cb := clocktesting.NewFakeClock(time.Now()), clocktesting.NewFakeClock(time.Now())
 	a, b := newCachedPool(t, s, "a", ca), newCachedPool(t, s, "b", cb)
 	aMember, aSlot := member(t, a, "a")
-	bMember, err := b.Acquire(t.Context(), membershipOf("b"), memberLabels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.sync(t) // and never again: b's watch is stuck
+	bMember := join(t, b, "b") // and b's watch never syncs again: it is stuck
 	if _, err := b.Claim(t.Context(), slotLease, slotLabels, bMember, membershipOf); !errors.Is(err, ErrHeld) {
 		t.Fatalf("first Claim: %v, want ErrHeld", err)
 	}
@@ -219,11 +218,7 @@ func TestPoolClaimFromAReleasedMembership(t *testing.T) {
 	if err := aMember.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	bMember, err := b.Acquire(t.Context(), membershipOf("b"), memberLabels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.sync(t)
+	bMember := join(t, b, "b")
 	if _, err := b.Claim(t.Context(), slotLease, slotLabels, bMember, membershipOf); err != nil {
 		t.Fatalf("Claim of a slot whose holder released its membership: %v", err)
 	}
@@ -243,11 +238,7 @@ func TestPoolClaimFromAMissingMembership(t *testing.T) {
 	if _, err := s.client.CoordinationV1().Leases(testNamespace).Create(t.Context(), l, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	bMember, err := b.Acquire(t.Context(), membershipOf("b"), memberLabels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.sync(t)
+	bMember := join(t, b, "b")
 	if _, err := b.Claim(t.Context(), slotLease, slotLabels, bMember, membershipOf); !errors.Is(err, ErrHeld) {
 		t.Fatalf("Claim at the first read of a missing membership: %v, want ErrHeld", err)
 	}
