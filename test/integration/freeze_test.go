@@ -130,6 +130,27 @@ func (ev *events) exited(replica string) (string, bool) {
 	return e, ok
 }
 
+// keepPatching patches the ConfigMaps cm-0 to cm-<objects-1> of ns, one
+// after another, every few milliseconds, until the function it returns is
+// called; that one returns once the writes stopped, and may be called
+// again.
+func keepPatching(client kubernetes.Interface, ns string, objects int) (stop func()) {
+	cms := client.CoreV1().ConfigMaps(ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	var writers sync.WaitGroup
+	writers.Go(func() {
+		for v := 1; ctx.Err() == nil; v++ {
+			patch := fmt.Sprintf(`{"data":{"value":%q}}`, strconv.Itoa(v))
+			_, _ = cms.Patch(ctx, fmt.Sprint("cm-", v%objects), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			time.Sleep(3 * time.Millisecond) // a write rate, not a synchronisation
+		}
+	})
+	return func() {
+		cancel()
+		writers.Wait()
+	}
+}
+
 // child is a replica process.
 type child struct {
 	name     string
@@ -223,19 +244,8 @@ func TestFrozenLeaderStepsDown(t *testing.T) {
 		}
 	}
 	// Every object keeps changing, one write every few milliseconds.
-	writeCtx, stopWriting := context.WithCancel(context.Background())
-	var writers sync.WaitGroup
-	writers.Go(func() {
-		for v := 1; writeCtx.Err() == nil; v++ {
-			patch := fmt.Sprintf(`{"data":{"value":%q}}`, strconv.Itoa(v))
-			_, _ = cms.Patch(writeCtx, fmt.Sprint("cm-", v%freezeObjects), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-			time.Sleep(3 * time.Millisecond) // a write rate, not a synchronisation
-		}
-	})
-	defer func() {
-		stopWriting()
-		writers.Wait()
-	}()
+	stopWriting := keepPatching(client, ns, freezeObjects)
+	defer stopWriting()
 
 	ev := newEvents()
 	children := map[string]*child{}
@@ -289,7 +299,6 @@ func TestFrozenLeaderStepsDown(t *testing.T) {
 		return ev.started(newLeader, resumedAt) >= 200, "the new leader does not dispatch after the resume"
 	})
 	stopWriting()
-	writers.Wait()
 	for _, c := range children {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	}

@@ -2,17 +2,14 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
@@ -176,23 +173,9 @@ func TestFrozenRingReplicaStartsNoCallOnATakenSlot(t *testing.T) {
 	lab := kubelabtest.Default()
 	client := lab.Client()
 	ns := lab.Namespace(t)
-	ctx := t.Context()
 	const objects = 300
 	createConfigMaps(t, client, ns, objects)
-	cms := client.CoreV1().ConfigMaps(ns)
-	writeCtx, stopWriting := context.WithCancel(ctx)
-	var writers sync.WaitGroup
-	writers.Go(func() {
-		for v := 1; writeCtx.Err() == nil; v++ {
-			patch := fmt.Sprintf(`{"data":{"value":%q}}`, strconv.Itoa(v))
-			_, _ = cms.Patch(writeCtx, fmt.Sprint("cm-", v%objects), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-			time.Sleep(3 * time.Millisecond) // a write rate, not a synchronisation
-		}
-	})
-	defer func() {
-		stopWriting()
-		writers.Wait()
-	}()
+	defer keepPatching(client, ns, objects)()
 
 	r := newRing(t, lab, ns, "frozen", replicaConfig{
 		Lease: ringLease, Renew: ringRenew, Retry: ringRetry, Work: ringWork,
