@@ -221,7 +221,7 @@ func (r *Replica) memberLease(holder string) string { return MemberLeaseName(r.c
 // there is none (or it ended), and returns it.
 func (r *Replica) renewMembership(ctx context.Context) (Term, error) {
 	r.mu.Lock()
-	member := r.member
+	member, leaving := r.member, r.leaving
 	r.mu.Unlock()
 	if member != nil && member.Dispatching() {
 		if err := member.Renew(ctx); err != nil {
@@ -233,18 +233,13 @@ func (r *Replica) renewMembership(ctx context.Context) (Term, error) {
 		}
 		return member, nil
 	}
-	r.mu.Lock()
-	leaving := r.leaving
-	r.mu.Unlock()
-	if leaving {
-		r.mu.Lock()
-		r.member = nil
-		r.mu.Unlock()
-		return nil, nil // a replica that leaves does not join again
-	}
-	t, err := r.cfg.Leases.Acquire(ctx, MemberLeaseName(r.cfg.Name, r.cfg.Identity), memberLabels(r.cfg.Name))
-	if err != nil {
-		err = fmt.Errorf("acquiring the membership: %w", err)
+	var t Term
+	var err error
+	if !leaving { // a replica that leaves does not join again
+		t, err = r.cfg.Leases.Acquire(ctx, MemberLeaseName(r.cfg.Name, r.cfg.Identity), memberLabels(r.cfg.Name))
+		if err != nil {
+			err = fmt.Errorf("acquiring the membership: %w", err)
+		}
 	}
 	r.mu.Lock()
 	r.member = t
