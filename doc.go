@@ -276,8 +276,12 @@
 // a failure (retry count, last error cut to 1 KiB, when the next attempt is
 // due; most retries first) and the key that has waited longest. A small
 // HTML page for people (no scripts, no external assets); ?format=json for
-// tools, a DebugReport, whose field names are stable. Each section lists at
-// most DebugMaxKeys keys (50 by default) and says how many it left out.
+// tools, a DebugReport, whose field names are stable. In a ring
+// (WithSharding) it also shows the replica's view of it (DebugRing): slots
+// held, its share, slots draining with their calls in flight, members, when
+// its membership ends unless renewed, and the last Step's error. Each
+// section lists at most DebugMaxKeys keys (50 by default) and says how many
+// it left out.
 //
 // It shows keys and error texts, never objects; but an error text is
 // whatever a handler put in it, and whoever reaches the endpoint reads it:
