@@ -35,11 +35,9 @@ trap 'exit 130' INT TERM HUP
 
 step() { echo "run: $*" >&2; }
 
-# A kubectl that matches kubelab's apiserver, built from the kubelab module
-# (a link, and only when it changed, once Go's build cache has it).
+# A kubectl that matches kubelab's apiserver.
 step "building kubectl (the first build on a machine takes a minute or two)"
-(cd "${REPO_ROOT}/hack/kubelab" && GOWORK=off GOFLAGS=-buildvcs=false go build -o "${BIN}/kubectl" k8s.io/kubernetes/cmd/kubectl)
-kubectl="${BIN}/kubectl"
+kubectl="$("${REPO_ROOT}/hack/build-kubectl.sh")"
 
 step "building the sample controller"
 (cd "${SAMPLE}" && GOWORK=off go build -o "${BIN}/sample-controller" .)
