@@ -66,13 +66,22 @@ kubelab-bin: ## Build the kubelab binary and print its path: KUBELAB_BIN for kub
 	@hack/build-kubelab.sh
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end tests of sample-controller on kubelab, and of its rename script; prints figures
+test-e2e: ## End-to-end tests of sample-controller on kubelab (its image's binary too), and of its rename script; prints figures
 	@# -v: the tests report their figures with t.Log.
-	bin="$$(hack/build-kubelab.sh)"; cd sample-controller && KUBELAB_BIN="$$bin" $(GO) test -race -count=1 -v ./test/...
+	bin="$$(hack/build-kubelab.sh)"; kubectl="$$(hack/build-kubectl.sh)"; \
+		cd sample-controller && KUBELAB_BIN="$$bin" KUBECTL="$$kubectl" $(GO) test -race -count=1 -v ./test/...
 
 .PHONY: run
 run: ## Run sample-controller: on your cluster, or on a kubelab it starts if none is configured (Ctrl-C stops all; ARGS=... for flags)
 	hack/run-sample.sh $(ARGS)
+
+.PHONY: image image-push deploy undeploy
+image: ## Build the sample's image as an OCI layout (no daemon, no base image pulled; IMAGE=name:tag)
+image-push: ## Push the sample's image to IMAGE=registry/name:tag with your docker credentials
+deploy: ## Apply the sample's CRD and artifacts/deploy/ to the current cluster with IMAGE (kustomize)
+undeploy: ## Delete what make deploy applied
+image image-push deploy undeploy:
+	$(MAKE) -C sample-controller $@
 
 .PHONY: demo
 demo: ## Run a demo event loop over in-memory ConfigMaps (Ctrl-C stops it)
