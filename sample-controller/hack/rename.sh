@@ -15,6 +15,9 @@
 # a release. Without KUBEHANDLER, a ../ that holds the library is kept, and
 # otherwise the replace is dropped for the latest release.
 #
+# The image: IMAGE names its repository (registry/name, no tag), default
+# NAME; artifacts/deploy, make image and make deploy use it.
+#
 # The kind stays Foo; README.md says how to rename it.
 set -o errexit -o nounset -o pipefail
 
@@ -23,6 +26,7 @@ if [[ $# -lt 2 || $# -gt 3 ]]; then
   exit 2
 fi
 new_module="$1" new_group="$2" new_name="${3:-${1##*/}}"
+new_image="${IMAGE:-${new_name}}"
 readonly LIBRARY=github.com/kubehandler/kubehandler
 
 MODULE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,20 +40,23 @@ if [[ -z "${old_group}" ]]; then
   echo "rename: cannot find the API group (const GroupName) in pkg/apis/*/register.go" >&2
   exit 1
 fi
-for v in new_module new_group new_name; do
+for v in new_module new_group new_name new_image; do
   if [[ ! "${!v}" =~ ^[A-Za-z0-9._/~-]+$ ]]; then
     echo "rename: ${v} ${!v@Q} has characters a module path, group or name cannot have" >&2
     exit 1
   fi
 done
 
-echo "rename: ${old_module} -> ${new_module}, ${old_group} -> ${new_group}, ${old_name} -> ${new_name}" >&2
+old_image="kubehandler/${old_name}"
+echo "rename: ${old_module} -> ${new_module}, ${old_group} -> ${new_group}, ${old_name} -> ${new_name}, image ${old_image} -> ${new_image}" >&2
 # The module path first: it contains the old name.
 quote() { printf '%s' "$1" | sed 's/[.[\*^$/]/\\&/g'; }
-sources() { find . -type f \( -name '*.go' -o -name '*.yaml' -o -name '*.md' -o -name '*.sh' -o -name go.mod -o -name Dockerfile \) -not -path './hack/rename.sh'; }
-# Mentions of kubernetes/sample-controller, the upstream example, stay.
+sources() { find . -path ./_output -prune -o -type f \( -name '*.go' -o -name '*.yaml' -o -name '*.md' -o -name '*.sh' -o -name go.mod -o -name Dockerfile -o -name Makefile \) -not -path './hack/rename.sh' -print; }
+# Mentions of kubernetes/sample-controller, the upstream example, stay. The
+# image after the module path, which holds its name.
 sources | xargs sed -i \
   -e "s/$(quote "${old_module}")/$(quote "${new_module}")/g" \
+  -e "s/$(quote "${old_image}")/$(quote "${new_image}")/g" \
   -e "s/$(quote "${old_group}")/$(quote "${new_group}")/g" \
   -e "s/kubernetes\/$(quote "${old_name}")/@UPSTREAM@/g" \
   -e "s/$(quote "${old_name}")/$(quote "${new_name}")/g" \

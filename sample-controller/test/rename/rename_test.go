@@ -24,6 +24,7 @@ func TestRename(t *testing.T) {
 	const (
 		module = "example.com/widget-controller"
 		group  = "widgets.example.com"
+		image  = "example.com/team/widget-controller"
 	)
 	library, err := filepath.Abs("../../..")
 	if err != nil {
@@ -31,14 +32,19 @@ func TestRename(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "widget-controller")
 	run(t, "", "cp", "-a", "../..", dir)
+	// What builds and tests wrote is not the sample's source.
+	if err := os.RemoveAll(filepath.Join(dir, "_output")); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("hack/rename.sh", module, group)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "KUBEHANDLER="+library)
+	cmd.Env = append(os.Environ(), "KUBEHANDLER="+library, "IMAGE="+image)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hack/rename.sh: %v\n%s", err, out)
 	}
 
 	// Nothing of the old names is left, but for the upstream example's.
+	// (The old image is kubehandler/NAME, with the new name by then.)
 	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || path == filepath.Join(dir, "hack", "rename.sh") {
 			return err
@@ -48,7 +54,7 @@ func TestRename(t *testing.T) {
 			return err
 		}
 		text := strings.ReplaceAll(string(data), "kubernetes/sample-controller", "")
-		for _, old := range []string{"github.com/kubehandler/kubehandler/sample-controller", "samplecontroller.kubehandler.dev", "sample-controller"} {
+		for _, old := range []string{"github.com/kubehandler/kubehandler/sample-controller", "samplecontroller.kubehandler.dev", "sample-controller", "kubehandler" + "/widget-controller"} {
 			if strings.Contains(text, old) {
 				t.Errorf("%s still mentions %s", strings.TrimPrefix(path, dir+"/"), old)
 			}
@@ -60,6 +66,12 @@ func TestRename(t *testing.T) {
 	}
 	if crd, err := os.ReadFile(filepath.Join(dir, "artifacts", "crd.yaml")); err != nil || !strings.Contains(string(crd), "name: foos."+group) {
 		t.Errorf("artifacts/crd.yaml does not define foos.%s (%v)", group, err)
+	}
+	// The image, in the Deployment and in what builds it.
+	for _, file := range []string{"artifacts/deploy/deployment.yaml", "Makefile", "hack/deploy.sh", "hack/image/main.go"} {
+		if data, err := os.ReadFile(filepath.Join(dir, file)); err != nil || !strings.Contains(string(data), image) {
+			t.Errorf("%s does not name the image %s (%v)", file, image, err)
+		}
 	}
 	// The renamed module's unit tests (they compare the CRD with the types).
 	run(t, dir, "go", "test", "-count=1", "./pkg/...")
