@@ -56,25 +56,33 @@ func startProcess(t *testing.T, name string, flags ...string) *process {
 // test ends.
 func launchProcess(t *testing.T, name string, flags ...string) *process {
 	t.Helper()
+	probeAddr, metrics := freeAddr(t), freeAddr(t)
+	return launchBinary(t, name, controllerBin, probeAddr, metrics, append([]string{
+		"--kubeconfig", controllerKubeconfig,
+		"--threadiness", "4",
+		"--health-probe-bind-address", probeAddr,
+		"--metrics-bind-address", metrics,
+	}, flags...))
+}
+
+// launchBinary runs bin with args, which make it serve its probes on
+// probeAddr and its metrics on metrics, and returns at once. It is killed
+// when the test ends; its log is in the test's output if the test failed.
+func launchBinary(t *testing.T, name, bin, probeAddr, metrics string, args []string) *process {
+	t.Helper()
 	p := &process{
 		name:      name,
 		exited:    make(chan struct{}),
 		log:       filepath.Join(t.TempDir(), name+".log"),
-		probeAddr: freeAddr(t),
-		metrics:   freeAddr(t),
+		probeAddr: probeAddr,
+		metrics:   metrics,
 	}
 	out, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	p.cmd = exec.Command(controllerBin,
-		"--kubeconfig", controllerKubeconfig,
-		"--threadiness", "4",
-		"--health-probe-bind-address", p.probeAddr,
-		"--metrics-bind-address", p.metrics,
-	)
-	p.cmd.Args = append(p.cmd.Args, flags...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	// The race detector's runtime sleeps a second before exiting, which
 	// would count as shutdown time.
