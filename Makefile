@@ -31,7 +31,8 @@ update: ## Rewrite what verify checks: generated code, gofmt, go mod tidy
 	hack/update-gomod.sh
 
 .PHONY: test
-test: verify test-unit test-integration test-e2e ## Run verify and every test tier, with -race
+test: ## Run verify and every test tier, with -race (hack/kubelab is vetted and built meanwhile)
+	MAKE="$(MAKE)" hack/test.sh
 
 .PHONY: test-unit
 test-unit: ## Unit tests (fake clients, real informers, in-memory sources)
