@@ -38,23 +38,36 @@ type stage struct {
 //   - delete then add (the object came back) is kept as two stages: the
 //     delete is dispatched first, then the add.
 //
-// The second stage is set only when the first is a delete. The fields are
-// laid out by hand (types together) to keep entries small.
+// Every queued key has one, so it is kept to one stage in line (24 bytes):
+// the second stage, which only a delete followed by a live event has, lives
+// out of line. While it is set, typ is twoStagesEvent and obj a *twoStages.
 type pendingEvents struct {
-	firstObj, thenObj interface{}
-	first, then       eventType
+	obj interface{}
+	typ eventType
+}
+
+// twoStagesEvent is pendingEvents' typ while it holds a delete and the
+// event that followed it, in a *twoStages. It is never dispatched.
+const twoStagesEvent = deleteEvent + 1
+
+// twoStages is a delete and the live event that followed it.
+type twoStages struct {
+	deleted interface{} // the delete's final state
+	then    stage       // an add or update
 }
 
 // push merges one newer event into p.
 func (p *pendingEvents) push(typ eventType, obj interface{}) {
 	switch {
 	case typ == deleteEvent:
-		p.first, p.firstObj = deleteEvent, obj
-		p.then, p.thenObj = noEvent, nil
-	case p.first == deleteEvent:
-		p.then, p.thenObj = merge(p.then, typ), obj
+		p.typ, p.obj = deleteEvent, obj
+	case p.typ == deleteEvent:
+		p.typ, p.obj = twoStagesEvent, &twoStages{deleted: p.obj, then: stage{typ, obj}}
+	case p.typ == twoStagesEvent:
+		t := p.obj.(*twoStages)
+		t.then = stage{merge(t.then.typ, typ), obj}
 	default:
-		p.first, p.firstObj = merge(p.first, typ), obj
+		p.typ, p.obj = merge(p.typ, typ), obj
 	}
 }
 
@@ -71,10 +84,14 @@ func merge(prev, typ eventType) eventType {
 // pop removes and returns the event to dispatch now, and reports whether
 // another stage is left behind it.
 func (p *pendingEvents) pop() (s stage, more bool) {
-	s = stage{p.first, p.firstObj}
-	p.first, p.firstObj = p.then, p.thenObj
-	p.then, p.thenObj = noEvent, nil
-	return s, p.first != noEvent
+	if p.typ == twoStagesEvent {
+		t := p.obj.(*twoStages)
+		p.typ, p.obj = t.then.typ, t.then.obj
+		return stage{deleteEvent, t.deleted}, true
+	}
+	s = stage{p.typ, p.obj}
+	*p = pendingEvents{}
+	return s, false
 }
 
 // unpop puts a stage that was popped but must be dispatched again (it failed,
@@ -82,14 +99,20 @@ func (p *pendingEvents) pop() (s stage, more bool) {
 // and merges them in order, so the next dispatch reflects the newest state.
 func (p *pendingEvents) unpop(s stage) {
 	newer := *p
-	*p = pendingEvents{first: s.typ, firstObj: s.obj}
-	if newer.first != noEvent {
-		p.push(newer.first, newer.firstObj)
-	}
-	if newer.then != noEvent {
-		p.push(newer.then, newer.thenObj)
+	*p = pendingEvents{typ: s.typ, obj: s.obj}
+	for !newer.empty() {
+		n, _ := newer.pop()
+		p.push(n.typ, n.obj)
 	}
 }
 
 // empty reports whether p has nothing to dispatch.
-func (p *pendingEvents) empty() bool { return p.first == noEvent }
+func (p *pendingEvents) empty() bool { return p.typ == noEvent }
+
+// newest returns the object of p's last stage: the newest object seen.
+func (p *pendingEvents) newest() interface{} {
+	if p.typ == twoStagesEvent {
+		return p.obj.(*twoStages).then.obj
+	}
+	return p.obj
+}

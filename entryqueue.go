@@ -32,8 +32,8 @@ type entry struct {
 
 	// Only the worker holding the entry reads or writes these:
 	callLane lane  // the lane of the event in flight, which its retry or RequeueAfter keeps
+	defers   uint8 // dispatches deferred in a row as superseded, at most maxDefers (see superseded.go)
 	retries  int32 // failures retried since the key last succeeded
-	defers   int32 // dispatches deferred in a row as superseded (see superseded.go)
 }
 
 // lane is a priority of the entry queue (promise 9). Live events go to the

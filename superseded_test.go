@@ -120,7 +120,7 @@ func TestSuperseded(t *testing.T) {
 		key    string // the entry's name; "a" is in the store
 		typ    eventType
 		obj    interface{}
-		defers int32
+		defers uint8
 		want   bool
 	}{
 		{"store is ahead", withStore, "a", updateEvent, cm("4"), 0, true},
