@@ -286,7 +286,7 @@ func (q *workQueue) debugReport(maxKeys int) DebugReport {
 				continue
 			}
 			c := DebugCall{Namespace: s.entry.key.Namespace, Name: s.entry.key.Name, Event: s.typ.String(), Started: s.started}
-			if f := s.entry.failure; f != nil {
+			if f := q.failures[s.entry]; f != nil {
 				c.Retries = int(f.retries)
 			}
 			if !s.started.IsZero() {
@@ -309,8 +309,8 @@ func (q *workQueue) debugReport(maxKeys int) DebugReport {
 	}
 	var k *DebugHandlerState // the last entry's: keys of one kind share its name
 	for _, e := range q.entries {
-		pending := !e.events.empty()
-		if !pending && e.failure == nil {
+		pending, f := !e.events.empty(), q.failures[e]
+		if !pending && f == nil {
 			continue
 		}
 		if k == nil || k.Name != e.key.Kind {
@@ -319,8 +319,8 @@ func (q *workQueue) debugReport(maxKeys int) DebugReport {
 		if pending {
 			k.Depth++
 		}
-		if e.failure != nil && !e.processing {
-			failures = append(failures, debugFailure{e.key, e.failure})
+		if f != nil && !e.has(flagProcessing) {
+			failures = append(failures, debugFailure{e.key, f})
 		}
 	}
 	q.mu.Unlock()

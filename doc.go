@@ -380,8 +380,8 @@ package kubehandler
 //	               it narrows (setSlots) in the server-side mode
 //	health.go      Readiness, Liveness and IsLeader read the Run's phase and
 //	               the workers' slots
-//	debug.go       DebugHandler reads them too, and the entries: their
-//	               pending events and last failure (recorded by done, in
+//	debug.go       DebugHandler reads them too, the entries' pending
+//	               events, and the queue's failures (recorded by done, in
 //	               worker.go)
 //
 // errors.go has every error type and sentinel; errorhandler.go what the loop

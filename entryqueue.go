@@ -13,27 +13,47 @@ import (
 // of the entry queue that stand for client-go's dirty and processing sets.
 // The workQueue's map holds the key's entry from its first event until the
 // key has nothing pending and no call in flight (see workQueue).
+//
+// Every queued key has one, so it is kept to 80 bytes (an allocation class
+// of its own; TestEntrySize): what only some keys need lives elsewhere. A
+// second pending stage is out of line (pendingEvents), a failure is in
+// workQueue.failures, and the lane of the call in flight in the worker's
+// slot.
 type entry struct {
 	key Key
 
 	// Guarded by workQueue.mu:
-	events     pendingEvents
-	lane       lane // the highest lane of the pending events (promise 9)
-	inLow      bool // its place in the entry queue is in the low lane
-	removed    bool // no longer the key's entry
-	dirty      bool // needs processing (client-go's dirty set)
-	processing bool // a worker has it (client-go's processing set)
-	merged     bool // an event was merged into pending ones or arrived in flight since the last call
-	// failure is the last failed call, from its retry's scheduling until
-	// the key stops failing (forget): what DebugHandler shows of keys in
-	// backoff. Written on the failure path only; nil for keys that never
-	// failed.
-	failure *failure
+	events pendingEvents
+	lane   lane       // the highest lane of the pending events (promise 9)
+	flags  entryFlags // the entry queue's state of the entry
 
 	// Only the worker holding the entry reads or writes these:
-	callLane lane  // the lane of the event in flight, which its retry or RequeueAfter keeps
-	defers   uint8 // dispatches deferred in a row as superseded, at most maxDefers (see superseded.go)
-	retries  int32 // failures retried since the key last succeeded
+	defers  uint8 // dispatches deferred in a row as superseded, at most maxDefers (see superseded.go)
+	retries int32 // failures retried since the key last succeeded
+}
+
+// entryFlags are an entry's yes-or-no states, one bit each, guarded by
+// workQueue.mu.
+type entryFlags uint8
+
+const (
+	flagInLow      entryFlags = 1 << iota // its place in the entry queue is in the low lane
+	flagRemoved                           // no longer the key's entry
+	flagDirty                             // needs processing (client-go's dirty set)
+	flagProcessing                        // a worker has it (client-go's processing set)
+	flagMerged                            // an event was merged into pending ones or arrived in flight since the last call
+)
+
+// has reports whether every flag of f is set on e.
+func (e *entry) has(f entryFlags) bool { return e.flags&f == f }
+
+// set sets the flags of f on e, or clears them.
+func (e *entry) set(f entryFlags, on bool) {
+	if on {
+		e.flags |= f
+	} else {
+		e.flags &^= f
+	}
 }
 
 // lane is a priority of the entry queue (promise 9). Live events go to the
@@ -70,7 +90,8 @@ const retireIdle = true
 // call than it would without the low lane.
 const lowLaneTurn = 8
 
-// failure is what DebugHandler shows of a key waiting for a retry.
+// failure is what DebugHandler shows of a key waiting for a retry
+// (workQueue.failures).
 type failure struct {
 	err     string    // the error's text, cut to maxErrorText
 	typ     eventType // the event that failed
@@ -133,6 +154,7 @@ type entryQueue struct {
 type slot struct {
 	entry   *entry
 	typ     eventType // the event being dispatched (DebugHandler)
+	lane    lane      // the event's lane, which its retry or RequeueAfter keeps
 	started time.Time // when timed
 }
 
@@ -215,18 +237,18 @@ func (eq *entryQueue) Add(e *entry) {
 // addLocked is Add with mu held. An entry already queued in the low lane
 // whose lane is now high (a live event arrived) moves up.
 func (eq *entryQueue) addLocked(e *entry) {
-	if eq.shuttingDown || e.removed {
+	if eq.shuttingDown || e.has(flagRemoved) {
 		return
 	}
-	if e.dirty {
-		if e.inLow && e.lane == highLane {
+	if e.has(flagDirty) {
+		if e.has(flagInLow) && e.lane == highLane {
 			eq.unplace(lowLane)
-			e.inLow = false
+			e.set(flagInLow, false)
 			eq.place(e, highLane)
 		}
 		return
 	}
-	e.dirty = true
+	e.set(flagDirty, true)
 	if eq.addedAt != nil { // with metrics or a DebugHandler
 		if eq.series != nil {
 			eq.series.adds.Inc()
@@ -236,7 +258,7 @@ func (eq *entryQueue) addLocked(e *entry) {
 			eq.addedAt[e] = eq.clock.Now()
 		}
 	}
-	if e.processing {
+	if e.has(flagProcessing) {
 		return // queued again when Done
 	}
 	eq.place(e, e.lane)
@@ -247,7 +269,7 @@ func (eq *entryQueue) place(e *entry, l lane) {
 	if !eq.lanes {
 		l = highLane
 	}
-	e.inLow = l == lowLane
+	e.set(flagInLow, l == lowLane)
 	eq.fifos[l].push(e)
 	eq.queued[l]++
 	if eq.series != nil {
@@ -293,13 +315,13 @@ func (eq *entryQueue) getLocked() (*entry, bool) {
 	}
 	l := eq.nextLane()
 	e := eq.fifos[l].pop()
-	for l == lowLane && !e.inLow {
+	for l == lowLane && !e.has(flagInLow) {
 		e = eq.fifos[l].pop() // a place its entry left when it moved up
 	}
-	e.inLow = false
+	e.set(flagInLow, false)
 	eq.unplace(l)
-	e.processing = true
-	e.dirty = false
+	e.set(flagProcessing, true)
+	e.set(flagDirty, false)
 	if eq.addedAt != nil { // with metrics or a DebugHandler
 		added, ok := eq.addedAt[e]
 		if ok {
@@ -323,7 +345,7 @@ func (eq *entryQueue) queuedEntries() []*entry {
 	out := slices.Clone(eq.fifos[highLane].items[eq.fifos[highLane].head:])
 	seen := make(map[*entry]bool, eq.queued[lowLane])
 	for _, e := range eq.fifos[lowLane].items[eq.fifos[lowLane].head:] {
-		if e.inLow && !seen[e] {
+		if e.has(flagInLow) && !seen[e] {
 			seen[e] = true
 			out = append(out, e)
 		}
@@ -370,9 +392,9 @@ func (eq *entryQueue) demoteAll(entries map[Key]*entry) {
 }
 
 // startCall records that worker i is processing event typ of e, which it
-// got from getLocked. mu must be held.
-func (eq *entryQueue) startCall(i int, e *entry, typ eventType) {
-	s := slot{entry: e, typ: typ}
+// got from getLocked, from lane l. mu must be held.
+func (eq *entryQueue) startCall(i int, e *entry, typ eventType, l lane) {
+	s := slot{entry: e, typ: typ, lane: l}
 	if eq.timed {
 		s.started = eq.clock.Now()
 	}
@@ -400,8 +422,8 @@ func (eq *entryQueue) Done(e *entry) {
 
 // doneLocked is Done with mu held.
 func (eq *entryQueue) doneLocked(e *entry) {
-	e.processing = false
-	if e.dirty {
+	e.set(flagProcessing, false)
+	if e.has(flagDirty) {
 		eq.place(e, e.lane)
 	}
 }
@@ -457,9 +479,9 @@ func (eq *entryQueue) updateUnfinishedWork() {
 // mu must be held.
 func resetEntries(entries map[Key]*entry) {
 	for _, e := range entries {
-		e.inLow = false
-		if !e.processing {
-			e.dirty = false
+		e.set(flagInLow, false)
+		if !e.has(flagProcessing) {
+			e.set(flagDirty, false)
 		}
 	}
 }

@@ -65,20 +65,20 @@ func TestEntryQueueReAddWhileProcessing(t *testing.T) {
 	eq, _ := newTestEntryQueue(t, 1, nil)
 	a := testEntry("a")
 	eq.Add(a)
-	if get(t, eq) != a || !a.processing || a.dirty {
-		t.Fatalf("after Get: processing=%v dirty=%v, want true false", a.processing, a.dirty)
+	if get(t, eq) != a || !a.has(flagProcessing) || a.has(flagDirty) {
+		t.Fatalf("after Get: processing=%v dirty=%v, want true false", a.has(flagProcessing), a.has(flagDirty))
 	}
 	eq.Add(a)
 	eq.Add(a)
 	if n := eq.Len(); n != 0 {
 		t.Fatalf("Len = %d while the entry is processing, want 0", n)
 	}
-	if !a.dirty {
+	if !a.has(flagDirty) {
 		t.Fatal("an entry added while processing is not marked dirty")
 	}
 	eq.Done(a)
-	if n := eq.Len(); n != 1 || a.processing {
-		t.Fatalf("after Done: Len = %d, processing = %v; want 1, false", n, a.processing)
+	if n := eq.Len(); n != 1 || a.has(flagProcessing) {
+		t.Fatalf("after Done: Len = %d, processing = %v; want 1, false", n, a.has(flagProcessing))
 	}
 	if get(t, eq) != a {
 		t.Fatal("Get did not return the re-added entry")
@@ -93,10 +93,10 @@ func TestEntryQueueReAddWhileProcessing(t *testing.T) {
 func TestEntryQueueIgnoresRemovedEntries(t *testing.T) {
 	eq, _ := newTestEntryQueue(t, 1, nil)
 	a := testEntry("a")
-	a.removed = true
+	a.set(flagRemoved, true)
 	eq.Add(a)
-	if n := eq.Len(); n != 0 || a.dirty {
-		t.Errorf("a removed entry was queued: Len = %d, dirty = %v", n, a.dirty)
+	if n := eq.Len(); n != 0 || a.has(flagDirty) {
+		t.Errorf("a removed entry was queued: Len = %d, dirty = %v", n, a.has(flagDirty))
 	}
 }
 
@@ -160,8 +160,8 @@ func TestEntryQueueShutDown(t *testing.T) {
 				t.Errorf("Get = %v, %v; want nil, shutdown, with an entry still queued", e, shutdown)
 			}
 			eq.Add(b)
-			if n := eq.Len(); n != 1 || b.dirty {
-				t.Errorf("Add after ShutDown: Len = %d, dirty = %v; want 1 (a, left queued), false", n, b.dirty)
+			if n := eq.Len(); n != 1 || b.has(flagDirty) {
+				t.Errorf("Add after ShutDown: Len = %d, dirty = %v; want 1 (a, left queued), false", n, b.has(flagDirty))
 			}
 		})
 	}
@@ -176,7 +176,7 @@ func TestEntryQueueSlots(t *testing.T) {
 	eq.Add(a)
 	eq.mu.Lock()
 	e, _ := eq.getLocked()
-	eq.startCall(1, e, updateEvent)
+	eq.startCall(1, e, updateEvent, highLane)
 	eq.mu.Unlock()
 	started := clock.Now()
 	if s := eq.slots[1]; s.entry != a || !s.started.Equal(started) {
@@ -190,8 +190,8 @@ func TestEntryQueueSlots(t *testing.T) {
 	eq.mu.Lock()
 	eq.endCall(1)
 	eq.mu.Unlock()
-	if s := eq.slots[1]; s.entry != nil || a.processing {
-		t.Fatalf("after endCall: slot %+v, processing %v; want idle, false", s, a.processing)
+	if s := eq.slots[1]; s.entry != nil || a.has(flagProcessing) {
+		t.Fatalf("after endCall: slot %+v, processing %v; want idle, false", s, a.has(flagProcessing))
 	}
 	if n := eq.Len(); n != 1 {
 		t.Errorf("an entry added during its call is not queued after endCall: Len = %d", n)
@@ -224,13 +224,13 @@ func TestEntryQueueReclaimsItsFront(t *testing.T) {
 // leaves alone until the call returns.
 func TestResetEntries(t *testing.T) {
 	idle, processing := testEntry("idle"), testEntry("processing")
-	idle.dirty = true
-	processing.dirty, processing.processing = true, true
+	idle.set(flagDirty, true)
+	processing.set(flagDirty|flagProcessing, true)
 	resetEntries(map[Key]*entry{idle.key: idle, processing.key: processing})
-	if idle.dirty {
+	if idle.has(flagDirty) {
 		t.Error("an idle entry stayed dirty")
 	}
-	if !processing.dirty || !processing.processing {
+	if !processing.has(flagDirty) || !processing.has(flagProcessing) {
 		t.Error("the flags of an entry still processing were cleared")
 	}
 }
@@ -277,7 +277,7 @@ func TestEntryQueueMetrics(t *testing.T) {
 		eq.mu.Lock()
 		defer eq.mu.Unlock()
 		e, _ := eq.getLocked()
-		eq.startCall(worker, e, updateEvent)
+		eq.startCall(worker, e, updateEvent, highLane)
 		return e
 	}
 	end := func(worker int) {
@@ -337,7 +337,7 @@ func TestEntryQueueMetrics(t *testing.T) {
 // bytes); this bounds the class. The rare parts (a second pending stage, a
 // failure) live out of line so that the common entry stays small.
 func TestEntrySize(t *testing.T) {
-	const limit = 96
+	const limit = 80
 	if size := unsafe.Sizeof(entry{}); size > limit {
 		t.Errorf("unsafe.Sizeof(entry{}) = %d bytes, want at most %d: keep rarely used fields out of line", size, limit)
 	}

@@ -509,9 +509,10 @@ func (r *runner) end() {
 		// ErrorActionStop: what is still queued is discarded; a restarted
 		// controller relists it.
 		for _, e := range q.entries {
-			e.removed = true
+			e.set(flagRemoved, true)
 		}
 		clear(q.entries)
+		q.failures = nil
 		q.waiting = 0
 	}
 }

@@ -69,22 +69,22 @@ func (r *runner) get(i int) (e *entry, s stage, merged, shutdown bool) {
 		// a freeze, the renew deadline may have passed before anything
 		// else ran. Leave the entry as it is for the next Run; this one
 		// is over.
-		e.processing = false
+		e.set(flagProcessing, false)
 		r.ready.shutDownLocked()
 		return nil, stage{}, false, true
 	}
-	merged, e.merged = e.merged, false
+	merged = e.has(flagMerged)
+	e.set(flagMerged, false)
 	if !e.events.empty() {
 		var more bool
 		s, more = e.events.pop()
-		e.callLane = e.lane
 		if more {
 			r.ready.addLocked(e)
 		} else {
 			q.waiting--
 		}
 	}
-	r.ready.startCall(i, e, s.typ)
+	r.ready.startCall(i, e, s.typ, e.lane)
 	return e, s, merged, false
 }
 
@@ -232,7 +232,7 @@ func (r *runner) forget(e *entry) {
 		r.delays.Forget(e)
 		e.retries = 0
 		r.q.mu.Lock()
-		e.failure = nil
+		r.q.forgetFailure(e)
 		r.q.mu.Unlock()
 	}
 }
@@ -256,23 +256,28 @@ func (r *runner) done(i int, e *entry, o outcome) {
 	if o.putBack {
 		// The event keeps its lane; newer events that arrived meanwhile
 		// may have raised the entry's.
+		callLane := r.ready.slots[i].lane
 		if e.events.empty() {
 			q.waiting++
-			e.lane = e.callLane
+			e.lane = callLane
 		}
-		e.lane = min(e.lane, e.callLane) // the higher: highLane is 0
+		e.lane = min(e.lane, callLane) // the higher: highLane is 0
 		e.events.unpop(o.ev)
 		if o.limited {
-			e.failure = o.failure
+			if q.failures == nil {
+				q.failures = make(map[*entry]*failure)
+			}
+			q.failures[e] = o.failure
 		}
 	}
-	if e.events.empty() && !e.removed && (o.release || retireIdle && !e.dirty && e.retries == 0) {
+	if e.events.empty() && !e.has(flagRemoved) && (o.release || retireIdle && !e.has(flagDirty) && e.retries == 0) {
 		// Retire the entry: a delete was handled, or the key has nothing
 		// left to do (see workQueue). A later event for the key makes a new
 		// one, and a delayed requeue of this one that still fires finds
 		// nothing.
 		delete(q.entries, e.key)
-		e.removed = true
+		q.forgetFailure(e)
+		e.set(flagRemoved, true)
 	}
 	r.ready.endCall(i)
 	if r.phase == phaseEnded {
@@ -280,7 +285,7 @@ func (r *runner) done(i int, e *entry, o outcome) {
 		// entry to the Run in progress, if any, which left it alone while
 		// it was processing here. (A shut-down queue ignores it: the next
 		// Run's claim queues it.)
-		e.dirty = false
+		e.set(flagDirty, false)
 		if q.active != nil && !e.events.empty() {
 			q.active.ready.addLocked(e)
 		}

@@ -77,6 +77,11 @@ type workQueue struct {
 	mu      sync.Mutex
 	entries map[Key]*entry
 	waiting int // entries with pending events: Length
+	// failures holds the last failed call of each key in backoff, from its
+	// retry's scheduling until the key stops failing (forget): what
+	// DebugHandler shows. Written on the failure path only, so keys that
+	// never failed cost it nothing; nil while no key is in backoff.
+	failures map[*entry]*failure
 	// active is the Run in progress, from the moment Run claims the queue
 	// until it releases it; nil when none. It is the queue's one "running"
 	// state; where that Run stands is active.phase.
@@ -242,17 +247,29 @@ func (q *workQueue) pushLocked(key Key, t eventType, object interface{}, l lane)
 	}
 	if e.events.empty() {
 		q.waiting++
-		e.merged = e.merged || e.processing
-		if !e.dirty {
+		if e.has(flagProcessing) {
+			e.set(flagMerged, true) // arrived in flight
+		}
+		if !e.has(flagDirty) {
 			e.lane = l
 		}
 	} else {
-		e.merged = true
+		e.set(flagMerged, true)
 	}
 	e.lane = min(e.lane, l) // the higher: highLane is 0
 	e.events.push(t, object)
 	if q.active != nil {
 		q.active.ready.addLocked(e)
+	}
+}
+
+// forgetFailure drops e's last failure, if any; the map goes once no key is
+// in backoff, so that a burst of failures leaves nothing behind. q.mu is
+// held.
+func (q *workQueue) forgetFailure(e *entry) {
+	delete(q.failures, e)
+	if len(q.failures) == 0 {
+		q.failures = nil
 	}
 }
 
