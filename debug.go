@@ -308,7 +308,7 @@ func (q *workQueue) debugReport(maxKeys int) DebugReport {
 		}
 	}
 	var k *DebugHandlerState // the last entry's: keys of one kind share its name
-	for _, e := range q.entries {
+	for e := range q.entries.all() {
 		pending, f := !e.events.empty(), q.failures[e]
 		if !pending && f == nil {
 			continue

@@ -356,7 +356,8 @@ package kubehandler
 //	               event enters (resyncs dropped here); WorkQueue's Enqueue
 //	               methods and Enqueue (enqueue.go) enter at the next stage
 //	workqueue.go   workQueue.enqueue: key the object (key.go), merge the
-//	               event into its key's entry (coalesce.go), queue the entry
+//	               event into its key's entry (coalesce.go; entrymap.go
+//	               finds the entry), queue the entry
 //	entryqueue.go  entryQueue: client-go's queue algorithm over entries
 //	               (dirty/processing as flags) in two lanes (promise 9),
 //	               the workers' slots, the standard workqueue metrics

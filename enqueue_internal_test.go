@@ -55,7 +55,7 @@ func TestEnqueueCachedNeverOvertakesANewerState(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		q.mu.Lock()
-		last := q.entries[key].events.newest()
+		last := q.entries.get(key).events.newest()
 		q.mu.Unlock()
 		if last == newer {
 			return

@@ -77,7 +77,8 @@ var laneNames = [numLanes]string{"high", "low"}
 // objects cost about 200 bytes each beside the informer's cached objects
 // (measured after a 100,000-object list, heap retained over a plain
 // client-go loop: 201 bytes per object kept, 89 dropped, the rest being the
-// map's buckets, which Go never shrinks); dropped, an event for an idle key
+// map's buckets, which Go never shrinks, since rebuilt by entryMap);
+// dropped, an event for an idle key
 // costs one allocation and a map write more, as a client-go queue's Add
 // does. The allocations per listed object were the same (12.9).
 const retireIdle = true
@@ -174,6 +175,9 @@ type fifo struct {
 	head  int // items[head:] are queued
 }
 
+// fifoKeep is the most entries a drained fifo keeps room for.
+const fifoKeep = 1024
+
 func (f *fifo) push(e *entry) { f.items = append(f.items, e) }
 
 // pop removes and returns the first entry; f must not be empty.
@@ -182,6 +186,11 @@ func (f *fifo) pop() *entry {
 	f.items[f.head] = nil
 	f.head++
 	if f.head == len(f.items) {
+		// Drained: keep a small slice for the next entries, not the
+		// space a large list took (retained heap, issue 19).
+		if cap(f.items) > fifoKeep {
+			f.items = nil
+		}
 		f.items, f.head = f.items[:0], 0
 	} else if f.head >= 1024 && f.head*2 >= len(f.items) {
 		// Reclaim the consumed front of a long queue.
@@ -372,13 +381,13 @@ func (eq *entryQueue) nextLane() lane {
 // demoteAll moves every queued entry to the low lane, behind what is there,
 // and makes the lane of every entry with pending events low: a replica that
 // starts leading finds them queued, and they are its initial list.
-func (eq *entryQueue) demoteAll(entries map[Key]*entry) {
+func (eq *entryQueue) demoteAll(entries *entryMap) {
 	eq.mu.Lock()
 	defer eq.mu.Unlock()
 	if !eq.lanes {
 		return
 	}
-	for _, e := range entries {
+	for e := range entries.all() {
 		if !e.events.empty() {
 			e.lane = lowLane
 		}
@@ -477,8 +486,8 @@ func (eq *entryQueue) updateUnfinishedWork() {
 // lanes). An entry still processing (a call that outlived its Run's drain
 // timeout) stays so: the next Run leaves it alone until that call returns.
 // mu must be held.
-func resetEntries(entries map[Key]*entry) {
-	for _, e := range entries {
+func resetEntries(entries *entryMap) {
+	for e := range entries.all() {
 		e.set(flagInLow, false)
 		if !e.has(flagProcessing) {
 			e.set(flagDirty, false)

@@ -223,10 +223,11 @@ func TestEntryQueueReclaimsItsFront(t *testing.T) {
 // entry still processing (a call that outlived its Run), which the next Run
 // leaves alone until the call returns.
 func TestResetEntries(t *testing.T) {
-	idle, processing := testEntry("idle"), testEntry("processing")
+	entries := newEntryMap()
+	idle, processing := entries.entryFor(testEntry("idle").key), entries.entryFor(testEntry("processing").key)
 	idle.set(flagDirty, true)
 	processing.set(flagDirty|flagProcessing, true)
-	resetEntries(map[Key]*entry{idle.key: idle, processing.key: processing})
+	resetEntries(&entries)
 	if idle.has(flagDirty) {
 		t.Error("an idle entry stayed dirty")
 	}
@@ -340,5 +341,30 @@ func TestEntrySize(t *testing.T) {
 	const limit = 80
 	if size := unsafe.Sizeof(entry{}); size > limit {
 		t.Errorf("unsafe.Sizeof(entry{}) = %d bytes, want at most %d: keep rarely used fields out of line", size, limit)
+	}
+}
+
+// A drained lane gives back the room a large list took, and keeps a little
+// for the next entries.
+func TestFifoShrinksWhenDrained(t *testing.T) {
+	var f fifo
+	for range 10 * fifoKeep {
+		f.push(testEntry("e"))
+	}
+	for range 10 * fifoKeep {
+		f.pop()
+	}
+	if c := cap(f.items); c > fifoKeep {
+		t.Errorf("a drained fifo keeps room for %d entries, want at most %d", c, fifoKeep)
+	}
+	for range fifoKeep / 2 {
+		f.push(testEntry("e"))
+	}
+	small := cap(f.items)
+	for range fifoKeep / 2 {
+		f.pop()
+	}
+	if c := cap(f.items); c != small {
+		t.Errorf("a drained small fifo went from room for %d entries to %d, want it kept", small, c)
 	}
 }

@@ -131,14 +131,14 @@ func TestEntryQueueNoStarvation(t *testing.T) {
 // the low lane's entries, and live events after it go first again.
 func TestEntryQueueDemoteAll(t *testing.T) {
 	eq, _ := newTestEntryQueue(t, 1, nil)
-	l1, h1, h2 := lowEntry("l1"), testEntry("h1"), testEntry("h2")
-	entries := map[Key]*entry{}
+	entries := newEntryMap()
+	l1, h1, h2 := entries.entryFor(testEntry("l1").key), entries.entryFor(testEntry("h1").key), entries.entryFor(testEntry("h2").key)
+	l1.lane = lowLane
 	for _, e := range []*entry{l1, h1, h2} {
 		e.events.push(addEvent, nil)
-		entries[e.key] = e
 		eq.Add(e)
 	}
-	eq.demoteAll(entries)
+	eq.demoteAll(&entries)
 	live := testEntry("live")
 	eq.Add(live)
 	var got []string

@@ -149,7 +149,7 @@ func (q *workQueue) claim(ctx context.Context, threadiness int) (*runner, error)
 	if q.debugged {
 		r.ready.recordTimesLocked()
 	}
-	for _, e := range q.entries {
+	for e := range q.entries.all() {
 		if !e.events.empty() {
 			r.ready.addLocked(e)
 		}
@@ -433,7 +433,7 @@ func (r *runner) lead() error {
 	}
 	r.logger.Info("Leading: starting workers", "count", r.threadiness)
 	// What the standby queued is the new leader's initial list (promise 9).
-	r.ready.demoteAll(r.q.entries)
+	r.ready.demoteAll(&r.q.entries)
 	r.setLeading(true)
 	r.startWorkers()
 	select {
@@ -504,14 +504,14 @@ func (r *runner) end() {
 	defer q.mu.Unlock()
 	r.ready.shutDownLocked()
 	r.phase = phaseEnded
-	resetEntries(q.entries)
+	resetEntries(&q.entries)
 	if r.stopErr != nil {
 		// ErrorActionStop: what is still queued is discarded; a restarted
 		// controller relists it.
-		for _, e := range q.entries {
+		for e := range q.entries.all() {
 			e.set(flagRemoved, true)
 		}
-		clear(q.entries)
+		q.entries.clear()
 		q.failures = nil
 		q.waiting = 0
 	}

@@ -275,7 +275,7 @@ func (r *runner) done(i int, e *entry, o outcome) {
 		// left to do (see workQueue). A later event for the key makes a new
 		// one, and a delayed requeue of this one that still fires finds
 		// nothing.
-		delete(q.entries, e.key)
+		q.entries.remove(e)
 		q.forgetFailure(e)
 		e.set(flagRemoved, true)
 	}

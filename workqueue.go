@@ -75,7 +75,7 @@ type workQueue struct {
 	// mu guards the entries (their pending events and queue flags), the
 	// entry queue of the Run in progress, and these:
 	mu      sync.Mutex
-	entries map[Key]*entry
+	entries entryMap
 	waiting int // entries with pending events: Length
 	// failures holds the last failed call of each key in backoff, from its
 	// retry's scheduling until the key stops failing (forget): what
@@ -112,7 +112,7 @@ func newWorkQueue(name string, opts []Option) *workQueue {
 	q := &workQueue{
 		name:    name,
 		opts:    newOptions(opts),
-		entries: make(map[Key]*entry),
+		entries: newEntryMap(),
 	}
 	q.err = errors.Join(q.opts.errs...)
 	if q.opts.registerer != nil {
@@ -240,11 +240,7 @@ func (q *workQueue) enqueueCached(key Key, t eventType, store cache.Store, l lan
 // pushLocked merges an event of type t about object into key's entry and,
 // during a Run, queues the entry. q.mu is held.
 func (q *workQueue) pushLocked(key Key, t eventType, object interface{}, l lane) {
-	e := q.entries[key]
-	if e == nil {
-		e = &entry{key: key}
-		q.entries[key] = e
-	}
+	e := q.entries.entryFor(key)
 	if e.events.empty() {
 		q.waiting++
 		if e.has(flagProcessing) {
