@@ -2,6 +2,12 @@
 // workqueue loop and a controller-runtime controller on the same informer
 // workloads, in one run. See internal/bench for the workloads. Run it with
 // `make bench`.
+//
+// The initial lists (of 20,000, 100,000 and 1,000,000 objects) run each
+// system in a process of its own: the bench runs itself again with
+// -list-child for every measurement, so that no system inherits the heap,
+// the garbage or the GC pacing of the one before it. -in-process runs them
+// in one process instead, to compare.
 package main
 
 import (
@@ -23,6 +29,10 @@ func main() {
 	listRounds := flag.Int("list-rounds", 21, "rounds of the initial list (60ms each: noisy, so many); the median is reported")
 	largeObjects := flag.Int("large-objects", 100000, "objects in the large initial list (0 skips it)")
 	largeRounds := flag.Int("large-rounds", 5, "rounds of the large initial list")
+	millionObjects := flag.Int("million-objects", 1000000, "objects in the largest initial list (0 skips it)")
+	millionRounds := flag.Int("million-rounds", 3, "rounds of the largest initial list")
+	inProcess := flag.Bool("in-process", false, "run the initial lists in this process, one system after the other, instead of each in a process of its own")
+	child := flag.String(bench.ChildFlag, "", "measure one initial list, impl:objects, and print it as JSON (what the bench runs in its child processes)")
 	rounds := flag.Int("rounds", 7, "rounds of the storm and latency workloads; the median is reported")
 	keys := flag.Int("storm-keys", 100, "keys in the update storm")
 	updates := flag.Int("storm-updates", 200, "updates per key in the update storm")
@@ -36,16 +46,32 @@ func main() {
 	flag.Parse()
 	klog.SetOutput(os.Stderr)
 	ctrllog.SetLogger(logr.Discard())
+	if *child != "" {
+		if err := bench.RunChild(*child, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		return
+	}
 
-	fmt.Printf("kubehandler vs plain client-go workqueue loop and controller-runtime: threadiness %d, medians of %d list rounds (%d of the large list), %d rounds of storm and latency, %d of backlog\n\n",
-		bench.Threadiness, *listRounds, *largeRounds, *rounds, *backlogRounds)
-	report := bench.Run(bench.Config{
+	where := "each system's initial lists in a process of its own"
+	if *inProcess {
+		where = "every system in this process"
+	}
+	fmt.Printf("kubehandler vs plain client-go workqueue loop and controller-runtime: threadiness %d, medians of %d list rounds (%d of the large list, %d of the million), %d rounds of storm and latency, %d of backlog; %s\n\n",
+		bench.Threadiness, *listRounds, *largeRounds, *millionRounds, *rounds, *backlogRounds, where)
+	report, err := bench.Run(bench.Config{
 		Objects: *objects, ListRounds: *listRounds, LargeObjects: *largeObjects, LargeRounds: *largeRounds,
+		MillionObjects: *millionObjects, MillionRounds: *millionRounds, InProcess: *inProcess,
 		Rounds: *rounds, StormKeys: *keys, StormUpdates: *updates, StormWork: time.Millisecond,
 		Rate: *rate, LatencyDuration: *latencyFor,
 		BacklogObjects: *backlog, BacklogLive: *backlogLive, BacklogRate: *backlogRate,
 		BacklogWork: *backlogWork, BacklogRounds: *backlogRounds,
 	}, func(line string) { fmt.Fprintln(os.Stderr, line) })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	report.Print(w)
 	w.Flush()

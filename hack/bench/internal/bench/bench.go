@@ -1,6 +1,8 @@
 // Package bench measures kubehandler's EventLoop beside a plain client-go
-// workqueue loop on the same informer workload, in one process and one run,
-// so that the figures are ratios on the same machine at the same moment.
+// workqueue loop on the same informer workload, in one run, so that the
+// figures are ratios on the same machine at the same moment. The initial
+// lists run each system in a process of its own (InitialListInChild); the
+// other workloads in the bench's process.
 //
 // Every workload uses a real SharedIndexInformer over an in-memory source of
 // ConfigMaps (kubehandlertest.Source) and threadiness 4. The plain loop is the

@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"testing"
 	"time"
 
@@ -84,6 +87,24 @@ func TestWorkloadsRun(t *testing.T) {
 	for impl, r := range UpdateStorm(Impls, 10, 20, 100*time.Microsecond) {
 		if !r.Final || r.Calls < 10 {
 			t.Errorf("%s: storm %+v", impl, r)
+		}
+	}
+}
+
+// RunChild measures the list its flag names and prints it as JSON, which
+// InitialListInChild reads back; a value it cannot read is an error.
+func TestRunChild(t *testing.T) {
+	var out bytes.Buffer
+	if err := RunChild("plain:200", &out); err != nil {
+		t.Fatal(err)
+	}
+	var r ListResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil || r.Objects != 200 || r.ObjectsPerSecond <= 0 {
+		t.Errorf("RunChild printed %q: %+v, %v", out.String(), r, err)
+	}
+	for _, bad := range []string{"plain", "nosuch:200", "plain:x"} {
+		if err := RunChild(bad, io.Discard); err == nil {
+			t.Errorf("RunChild(%q) = nil, want an error", bad)
 		}
 	}
 }
