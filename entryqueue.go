@@ -1,6 +1,7 @@
 package kubehandler
 
 import (
+	"iter"
 	"slices"
 	"sync"
 	"time"
@@ -169,36 +170,66 @@ type queueSeries struct {
 	laneWait                   [numLanes]workqueue.HistogramMetric
 }
 
-// fifo is one lane's queue: a slice consumed from head.
+// fifo is one lane's queue: a chain of fixed blocks, filled at the tail
+// and consumed from the head. A long queue (an initial list: every key
+// queued at once) grows a block at a time, so it is never copied, leaves no
+// grown-out slices behind as garbage and never has room for more than a
+// block beyond what it holds; a consumed block is dropped at once, and a
+// drained queue keeps one block. The zero value is an empty fifo.
 type fifo struct {
-	items []*entry
-	head  int // items[head:] are queued
+	head, tail  *fifoBlock
+	first, last int // head.items[first:] and tail.items[:last] are queued
 }
 
-// fifoKeep is the most entries a drained fifo keeps room for.
-const fifoKeep = 1024
+// fifoBlock is one block of a fifo: with its next pointer, 4 KiB, an
+// allocation class of its own.
+type fifoBlock struct {
+	items [511]*entry
+	next  *fifoBlock
+}
 
-func (f *fifo) push(e *entry) { f.items = append(f.items, e) }
+func (f *fifo) push(e *entry) {
+	switch {
+	case f.tail == nil:
+		f.head = &fifoBlock{}
+		f.tail = f.head
+	case f.last == len(f.tail.items):
+		f.tail.next = &fifoBlock{}
+		f.tail, f.last = f.tail.next, 0
+	}
+	f.tail.items[f.last] = e
+	f.last++
+}
 
 // pop removes and returns the first entry; f must not be empty.
 func (f *fifo) pop() *entry {
-	e := f.items[f.head]
-	f.items[f.head] = nil
-	f.head++
-	if f.head == len(f.items) {
-		// Drained: keep a small slice for the next entries, not the
-		// space a large list took (retained heap, issue 19).
-		if cap(f.items) > fifoKeep {
-			f.items = nil
-		}
-		f.items, f.head = f.items[:0], 0
-	} else if f.head >= 1024 && f.head*2 >= len(f.items) {
-		// Reclaim the consumed front of a long queue.
-		n := copy(f.items, f.items[f.head:])
-		clear(f.items[n:])
-		f.items, f.head = f.items[:n], 0
+	e := f.head.items[f.first]
+	f.head.items[f.first] = nil
+	f.first++
+	switch {
+	case f.head == f.tail && f.first == f.last:
+		f.first, f.last = 0, 0 // drained: keep the one block
+	case f.first == len(f.head.items):
+		f.head, f.first = f.head.next, 0
 	}
 	return e
+}
+
+// all ranges over the queued entries, first to last.
+func (f *fifo) all() iter.Seq[*entry] {
+	return func(yield func(*entry) bool) {
+		for b, i := f.head, f.first; b != nil; b, i = b.next, 0 {
+			end := len(b.items)
+			if b == f.tail {
+				end = f.last
+			}
+			for _, e := range b.items[i:end] {
+				if !yield(e) {
+					return
+				}
+			}
+		}
+	}
 }
 
 var _ workqueue.TypedInterface[*entry] = (*entryQueue)(nil)
@@ -351,9 +382,9 @@ func (eq *entryQueue) getLocked() (*entry, bool) {
 // queuedEntries returns the entries queued, the high lane's first, each
 // once (the places left in the low lane skipped). mu must be held.
 func (eq *entryQueue) queuedEntries() []*entry {
-	out := slices.Clone(eq.fifos[highLane].items[eq.fifos[highLane].head:])
+	out := slices.Collect(eq.fifos[highLane].all())
 	seen := make(map[*entry]bool, eq.queued[lowLane])
-	for _, e := range eq.fifos[lowLane].items[eq.fifos[lowLane].head:] {
+	for e := range eq.fifos[lowLane].all() {
 		if e.has(flagInLow) && !seen[e] {
 			seen[e] = true
 			out = append(out, e)

@@ -198,24 +198,43 @@ func TestEntryQueueSlots(t *testing.T) {
 	}
 }
 
-// A long queue reclaims the consumed front of its slice, keeping the order.
-func TestEntryQueueReclaimsItsFront(t *testing.T) {
+// A long queue keeps its order across the fifo's blocks, holds no more
+// blocks than its entries fill, and drops each block once consumed.
+func TestEntryQueueLongQueue(t *testing.T) {
 	eq, _ := newTestEntryQueue(t, 1, nil)
+	perBlock := len(fifoBlock{}.items)
 	var all []*entry
-	for i := range 3000 {
+	for i := range 3*perBlock + 7 {
 		e := testEntry(fmt.Sprint(i))
 		all = append(all, e)
 		eq.Add(e)
 	}
+	blocks := func() int {
+		n := 0
+		for b := eq.fifos[highLane].head; b != nil; b = b.next {
+			n++
+		}
+		return n
+	}
+	if n := blocks(); n != 4 {
+		t.Fatalf("%d entries in %d blocks, want 4", len(all), n)
+	}
 	for i, want := range all {
-		if i == 2000 {
-			if n, size := eq.Len(), len(eq.fifos[highLane].items); n != 1000 || size > 1500 {
-				t.Fatalf("after 2000 Gets: Len = %d, slice of %d; want 1000 in at most 1500", n, size)
+		if i == 2*perBlock {
+			if n := blocks(); n != 2 {
+				t.Fatalf("after %d Gets the queue holds %d blocks, want 2", i, n)
 			}
 		}
 		if got := get(t, eq); got != want {
 			t.Fatalf("Get %d = %s, want %s", i, got.key, want.key)
 		}
+	}
+	if n := blocks(); n != 1 {
+		t.Errorf("a drained queue holds %d blocks, want 1", n)
+	}
+	eq.Add(testEntry("again"))
+	if got := get(t, eq); got.key.Name != "again" {
+		t.Errorf("after draining, Get = %s, want again", got.key)
 	}
 }
 
@@ -341,30 +360,5 @@ func TestEntrySize(t *testing.T) {
 	const limit = 80
 	if size := unsafe.Sizeof(entry{}); size > limit {
 		t.Errorf("unsafe.Sizeof(entry{}) = %d bytes, want at most %d: keep rarely used fields out of line", size, limit)
-	}
-}
-
-// A drained lane gives back the room a large list took, and keeps a little
-// for the next entries.
-func TestFifoShrinksWhenDrained(t *testing.T) {
-	var f fifo
-	for range 10 * fifoKeep {
-		f.push(testEntry("e"))
-	}
-	for range 10 * fifoKeep {
-		f.pop()
-	}
-	if c := cap(f.items); c > fifoKeep {
-		t.Errorf("a drained fifo keeps room for %d entries, want at most %d", c, fifoKeep)
-	}
-	for range fifoKeep / 2 {
-		f.push(testEntry("e"))
-	}
-	small := cap(f.items)
-	for range fifoKeep / 2 {
-		f.pop()
-	}
-	if c := cap(f.items); c != small {
-		t.Errorf("a drained small fifo went from room for %d entries to %d, want it kept", small, c)
 	}
 }
