@@ -11,25 +11,7 @@
 set -o errexit -o nounset -o pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly KUBE_MAJOR=1 KUBE_MINOR=37 KUBE_VERSION=v1.37.1
+source "${REPO_ROOT}/hack/lib.sh"
 OUT="${REPO_ROOT}/_output/bin/kubelab"
-
-# Without these, /version reports v0.0.0-master, which clients may reject.
-ldflags="-s -w"
-ldflags+=" -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION}"
-ldflags+=" -X k8s.io/component-base/version.gitMajor=${KUBE_MAJOR}"
-ldflags+=" -X k8s.io/component-base/version.gitMinor=${KUBE_MINOR}"
-
-mkdir -p "$(dirname "${OUT}")"
-# One build at a time: test packages running in parallel (kubelabtest)
-# take the same lock.
-exec 9>"${OUT}.lock"
-flock 9
-
-cd "${REPO_ROOT}/hack/kubelab"
-# The caller's GOFLAGS (say -race) must not change how Kubernetes is built:
-# that would be a second cold build. -buildvcs=false keeps the binary the same
-# from commit to commit, so an unchanged tree does not relink.
-GOWORK=off GOFLAGS=-buildvcs=false go build -ldflags "${ldflags}" -o "${OUT}" .
-
+build_kube "${OUT}" .
 echo "${OUT}"
