@@ -78,7 +78,7 @@ var laneNames = [numLanes]string{"high", "low"}
 // objects cost about 200 bytes each beside the informer's cached objects
 // (measured after a 100,000-object list, heap retained over a plain
 // client-go loop: 201 bytes per object kept, 89 dropped, the rest being the
-// map's buckets, which Go never shrinks, since rebuilt by entryMap);
+// map's buckets, which Go never shrinks: entryMap rebuilds them since);
 // dropped, an event for an idle key
 // costs one allocation and a map write more, as a client-go queue's Add
 // does. The allocations per listed object were the same (12.9).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -50,9 +51,7 @@ func RunChild(value string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-%s %q: %w", ChildFlag, value, err)
 	}
-	switch impl {
-	case Kubehandler, KubehandlerNoLanes, Plain, PlainWaitSync, ControllerRuntime:
-	default:
+	if !slices.Contains(BacklogImpls, impl) {
 		return fmt.Errorf("-%s %q: want impl:objects, impl one of %v", ChildFlag, value, BacklogImpls)
 	}
 	return json.NewEncoder(w).Encode(InitialList(impl, n))
