@@ -63,7 +63,9 @@ type Sharding struct {
 	// LeaderElection, per Lease (defaults 15s, 10s, 2s). LeaseDuration is
 	// a whole number of seconds, as a Lease records it. A replica that
 	// dies loses its slots after LeaseDuration; one that stops hands them
-	// over as soon as its calls have returned.
+	// over as soon as its calls have returned. A replica that joins a
+	// ring no live replica holds a slot of waits RetryPeriod before it
+	// claims, so that replicas started together each claim their share.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
@@ -187,7 +189,10 @@ func newSharder(ctx context.Context, q *workQueue, logger logr.Logger) (*sharder
 	if err != nil {
 		return nil, err
 	}
-	replica, err := shard.NewReplica(shard.Config{Ring: ring, Name: cfg.Name, Identity: cfg.Identity, Leases: leases})
+	replica, err := shard.NewReplica(shard.Config{
+		Ring: ring, Name: cfg.Name, Identity: cfg.Identity, Leases: leases,
+		FormationDelay: cfg.RetryPeriod, Clock: q.opts.clock,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +285,8 @@ func (s *sharder) wake() {
 }
 
 // run Steps the replica until ctx is done: once the informer on the ring's
-// Leases has synced, at once, every RetryPeriod, and when woken.
+// Leases has synced, at once, every RetryPeriod, when woken, and when the
+// ring's formation delay ends.
 func (s *sharder) run(ctx context.Context) {
 	if !cache.WaitForCacheSync(ctx.Done(), s.leases.HasSynced) {
 		return
@@ -289,11 +295,23 @@ func (s *sharder) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		s.step(ctx)
+		var formed clock.Timer
+		var formedC <-chan time.Time
+		if until, ok := s.replica.FormingUntil(); ok {
+			formed = s.clock.NewTimer(until.Sub(s.clock.Now()))
+			formedC = formed.C()
+		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-t.C():
 		case <-s.poke:
+		case <-formedC:
+		}
+		if formed != nil {
+			formed.Stop()
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	}
 }

@@ -94,7 +94,7 @@ func main() {
 	flag.StringVar(&f.shardIdentity, "shard-identity", "", "Name of this replica in the ring's Leases; unique per replica. Default: $POD_NAME, else the hostname, with a random suffix per process.")
 	flag.DurationVar(&f.shardLeaseDuration, "shard-lease-duration", kubehandler.DefaultLeaseDuration, "How long after a replica's last renewal the others take over its slots, when it died rather than stopped: whole seconds.")
 	flag.DurationVar(&f.shardRenewDeadline, "shard-renew-deadline", kubehandler.DefaultRenewDeadline, "How long a replica tries to renew a slot's Lease before it stops reconciling the slot; shorter than the lease duration.")
-	flag.DurationVar(&f.shardRetryPeriod, "shard-retry-period", kubehandler.DefaultRetryPeriod, "Time between renewals of the slots' Leases, and attempts to take the slots this replica should hold.")
+	flag.DurationVar(&f.shardRetryPeriod, "shard-retry-period", kubehandler.DefaultRetryPeriod, "Time between renewals of this replica's membership Lease, and attempts to take the slots it should hold.")
 	klog.InitFlags(nil)
 	flag.Parse()
 

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Config configures a Replica.
@@ -24,6 +27,18 @@ type Config struct {
 	// releases); 0 means DefaultParallel. A hand-over moves many slots in
 	// one Step, and Step must end well within the renew deadline.
 	Parallel int
+	// FormationDelay is how long a replica waits, from the acquisition
+	// of its membership, before it claims a slot of a ring that is
+	// forming: one where no live member holds a slot (it starts, or
+	// every holder is gone). Replicas started together (a Deployment's)
+	// then find each other first and each claims its share, rather than
+	// the first claiming every slot and handing most of them over a
+	// moment later (with server-side shard selectors, after listing
+	// every object). Once a live member holds a slot, a replica claims
+	// its share at once. 0 claims at once always.
+	FormationDelay time.Duration
+	// Clock measures FormationDelay; nil means the real clock.
+	Clock clock.PassiveClock
 }
 
 // DefaultParallel is the number of slot Leases a Step writes at once when
@@ -33,21 +48,23 @@ const DefaultParallel = 16
 
 // A Replica is one replica's part in a ring: the hand-over state machine
 // that decides, slot by slot, when this replica may dispatch. It starts no
-// goroutine but those a Step waits for, and reads no clock itself: its
-// owner calls Step every retry period (and may call it sooner, say when
-// End reports a drained slot or a Lease of the ring changed hands), asks
-// Begin before each call and tells End after it; the Leases mechanism
-// judges time. Begin, End and the accessors are safe for concurrent use
+// goroutine but those a Step waits for: its owner calls Step every retry
+// period (and may call it sooner, say when End reports a drained slot or a
+// Lease of the ring changed hands, and at FormingUntil), asks Begin before
+// each call and tells End after it. The Leases mechanism judges time on
+// Leases; the Replica reads its clock only for Config.FormationDelay. Begin, End and the accessors are safe for concurrent use
 // with each other and with Step; Step runs one at a time.
 type Replica struct {
 	cfg  Config
 	step sync.Mutex // one Step at a time
 
 	mu       sync.Mutex
-	member   Term   // this replica's membership; nil until acquired
-	terms    []Term // by slot: the term held, nil if none
-	draining Set    // held slots closed for dispatch, to be released once drained
-	inFlight []int  // by slot: calls begun and not yet ended, of any term
+	member   Term      // this replica's membership; nil until acquired
+	joined   time.Time // when member was acquired
+	forming  time.Time // while the ring forms: when this replica may claim (zero: it may)
+	terms    []Term    // by slot: the term held, nil if none
+	draining Set       // held slots closed for dispatch, to be released once drained
+	inFlight []int     // by slot: calls begun and not yet ended, of any term
 	target   Set
 	members  []string
 	synced   bool // target was computed from a successful read
@@ -70,11 +87,17 @@ func NewReplica(cfg Config) (*Replica, error) {
 	if cfg.Parallel < 0 {
 		errs = append(errs, fmt.Errorf("shard: Parallel %d is negative", cfg.Parallel))
 	}
+	if cfg.FormationDelay < 0 {
+		errs = append(errs, fmt.Errorf("shard: FormationDelay %s is negative", cfg.FormationDelay))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	if cfg.Parallel == 0 {
 		cfg.Parallel = DefaultParallel
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
 	}
 	n := cfg.Ring.Slots()
 	return &Replica{cfg: cfg, terms: make([]Term, n), inFlight: make([]int, n)}, nil
@@ -158,6 +181,7 @@ func (r *Replica) Step(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.target, r.members, r.synced = target, live, true
+	r.forming = time.Time{} // formation says, for a member
 	// Close what is no longer this replica's: no call starts from here on.
 	for slot := range r.terms {
 		if r.terms[slot] != nil && !target.Has(slot) {
@@ -171,16 +195,18 @@ func (r *Replica) Step(ctx context.Context) error {
 	}
 
 	// Claim what is this replica's, unless a live member holds it: that
-	// one hands it over once it computes the same target. A record that
+	// one hands it over once it computes the same target; or, while the
+	// ring forms, it is too soon (Config.FormationDelay). A record that
 	// names this replica without a term (one that ended with an earlier
 	// membership) is its own in the others' eyes: claim it again even
 	// outside the target, so that it can be released.
+	waiting := r.formation(holders)
 	var claims []int
 	for slot := range r.terms {
 		if r.term(slot) != nil {
 			continue
 		}
-		if orphans.Has(slot) || (holders[slot] == "" && target.Has(slot)) {
+		if orphans.Has(slot) || (holders[slot] == "" && target.Has(slot) && !waiting) {
 			claims = append(claims, slot)
 		}
 	}
@@ -201,6 +227,33 @@ func (r *Replica) Step(ctx context.Context) error {
 		return nil
 	})...)
 	return errors.Join(errs...)
+}
+
+// formation reports whether this replica must not claim yet because the
+// ring is forming (no live member, this one included, holds a slot) and
+// its membership is younger than Config.FormationDelay; FormingUntil says
+// until when.
+func (r *Replica) formation(holders []string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forming = time.Time{}
+	if r.cfg.FormationDelay == 0 || slices.ContainsFunc(holders, func(h string) bool { return h != "" }) {
+		return false
+	}
+	if until := r.joined.Add(r.cfg.FormationDelay); r.cfg.Clock.Now().Before(until) {
+		r.forming = until
+		return true
+	}
+	return false
+}
+
+// FormingUntil returns, when the last Step claimed nothing because the
+// ring is forming (Config.FormationDelay), the time from which a Step
+// claims: its owner Steps then.
+func (r *Replica) FormingUntil() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.forming, !r.forming.IsZero()
 }
 
 // dropEnded drops the terms that ended (their membership did, or a read
@@ -243,6 +296,9 @@ func (r *Replica) renewMembership(ctx context.Context) (Term, error) {
 	}
 	r.mu.Lock()
 	r.member = t
+	if t != nil {
+		r.joined = r.cfg.Clock.Now()
+	}
 	r.mu.Unlock()
 	return t, err
 }

@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -36,8 +37,13 @@ func newTestRing(t *testing.T, slots int) *testRing {
 }
 
 func (tr *testRing) replica(id string) (*Replica, *memLeases) {
+	return tr.replicaForming(id, 0)
+}
+
+// replicaForming is replica with a Config.FormationDelay, on the ring's clock.
+func (tr *testRing) replicaForming(id string, delay time.Duration) (*Replica, *memLeases) {
 	leases := newMemLeases(id, tr.store, tr.clock, testLease, testDeadline)
-	rep, err := NewReplica(Config{Ring: tr.ring, Name: "ring", Identity: id, Leases: leases})
+	rep, err := NewReplica(Config{Ring: tr.ring, Name: "ring", Identity: id, Leases: leases, FormationDelay: delay, Clock: tr.clock})
 	if err != nil {
 		tr.t.Fatal(err)
 	}
@@ -98,6 +104,7 @@ func TestNewReplicaRejectsBadConfig(t *testing.T) {
 		{"no leases", Config{Name: "ring", Identity: "a"}, "no Leases"},
 		{"bad ring name", Config{Name: "Ring_1", Identity: "a", Leases: leases}, "ring name"},
 		{"empty ring name", Config{Identity: "a", Leases: leases}, "ring name"},
+		{"negative formation delay", Config{Name: "ring", Identity: "a", Leases: leases, FormationDelay: -time.Second}, "FormationDelay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,6 +145,83 @@ func TestReplicaAloneHoldsEverySlot(t *testing.T) {
 	if got := a.Held(); got != tr.ring.All() {
 		t.Fatalf("after renewals, holds %v", got)
 	}
+}
+
+// TestReplicasStartedTogetherClaimOnlyTheirShares: three replicas that
+// join a new ring within the formation delay find each other before any
+// claims a slot, so each slot's Lease is written once. Without the delay
+// the first to join claims every slot and hands two thirds over.
+func TestReplicasStartedTogetherClaimOnlyTheirShares(t *testing.T) {
+	for _, delay := range []time.Duration{3 * testRetry, 0} {
+		t.Run(fmt.Sprint("delay=", delay), func(t *testing.T) {
+			tr := newTestRing(t, 16)
+			a, _ := tr.replicaForming("a", delay)
+			b, _ := tr.replicaForming("b", delay)
+			c, _ := tr.replicaForming("c", delay)
+			tr.step(a)
+			joined := tr.clock.Now()
+			if until, ok := a.FormingUntil(); delay > 0 && (!ok || !until.Equal(joined.Add(delay))) {
+				t.Errorf("FormingUntil() = %v, %t; want %v", until, ok, joined.Add(delay))
+			}
+			tr.clock.Step(testRetry)
+			tr.step(b, c, a)
+			if delay > 0 {
+				if held := a.Held().Union(b.Held()).Union(c.Held()); held.Len() != 0 || a.Ready() {
+					t.Fatalf("slots %v claimed before the formation delay passed (ready: %t)", held, a.Ready())
+				}
+			}
+			for tr.clock.Now().Before(joined.Add(delay)) {
+				tr.clock.Step(testRetry)
+				tr.step(a, b, c)
+			}
+			// At a's time a claims its share; b and c claim theirs at
+			// once, though younger: the ring has formed. Then hand-overs
+			// settle whatever is left.
+			for range 4 {
+				tr.step(a, b, c)
+				checkDisjoint(t, a, b, c)
+			}
+			for _, rep := range []*Replica{a, b, c} {
+				if n := rep.Held().Len(); n < 5 || n > 6 || !rep.Ready() {
+					t.Errorf("%s holds %v (ready: %t), want its share of 16", rep.cfg.Identity, rep.Held(), rep.Ready())
+				}
+				if _, ok := rep.FormingUntil(); ok {
+					t.Errorf("%s still forming", rep.cfg.Identity)
+				}
+			}
+			writes := tr.store.written()[RoleSlot]
+			t.Logf("formation delay %s: %d slot Lease writes to form a ring of 3 over 16 slots", delay, writes)
+			if delay > 0 && writes != 16 {
+				t.Errorf("%d slot Lease writes, want 16: one claim each", writes)
+			}
+			if delay == 0 && writes <= 16 {
+				t.Errorf("%d slot Lease writes without the delay: the test no longer shows what the delay saves", writes)
+			}
+		})
+	}
+}
+
+// TestReplicaJoiningAFormedRingDoesNotWait: the formation delay applies to
+// a ring no live member holds a slot of; a replica joining one that has
+// formed takes its share as soon as the holder hands it over.
+func TestReplicaJoiningAFormedRingDoesNotWait(t *testing.T) {
+	tr := newTestRing(t, 16)
+	a, _ := tr.replicaForming("a", 3*testRetry)
+	tr.step(a)
+	tr.clock.Step(3 * testRetry)
+	tr.step(a)
+	if a.Held() != tr.ring.All() {
+		t.Fatalf("alone after the formation delay, a holds %v", a.Held())
+	}
+	b, _ := tr.replicaForming("b", 3*testRetry)
+	tr.step(b, a, b)
+	if n := b.Held().Len(); n != 8 || !b.Ready() {
+		t.Fatalf("b holds %v (ready: %t) right after joining, want 8 slots", b.Held(), b.Ready())
+	}
+	if _, ok := b.FormingUntil(); ok {
+		t.Errorf("b waits for a formation of a ring a holds")
+	}
+	checkDisjoint(t, a, b)
 }
 
 // TestReplicaJoinWaitsForTheDrain: a replica joins; the old holder closes

@@ -34,8 +34,9 @@ type simConfig struct {
 	maxCall       time.Duration // calls last up to this long
 	chaos         time.Duration // length of the phase with failures
 	maxReplicas   int
-	trustReads    bool // take-overs judged on stale reads alone (unsafe)
-	parallel      int  // Config.Parallel
+	trustReads    bool          // take-overs judged on stale reads alone (unsafe)
+	parallel      int           // Config.Parallel
+	formation     time.Duration // Config.FormationDelay
 }
 
 // safeSim respects the rule: renewDeadline + maxCall < leaseDuration.
@@ -166,7 +167,8 @@ func (s *sim) addReplica() *simReplica {
 	leases.stale = func(name string) time.Duration { return s.staleness(id, name) }
 	leases.down = func() bool { return s.now().Before(sr.downUntil) }
 	leases.trustReads = s.cfg.trustReads
-	rep, err := NewReplica(Config{Ring: s.ring, Name: "sim", Identity: id, Leases: leases, Parallel: s.cfg.parallel})
+	rep, err := NewReplica(Config{Ring: s.ring, Name: "sim", Identity: id, Leases: leases, Parallel: s.cfg.parallel,
+		FormationDelay: s.cfg.formation, Clock: s.clock})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -471,6 +473,7 @@ func TestSimulationNeverDispatchesASlotTwice(t *testing.T) {
 		{"64 slots", func(c *simConfig) { c.slots = 64 }, simSeeds[:4]},
 		{"reads stale by up to the lease duration", func(c *simConfig) { c.maxStale = c.leaseDuration }, simSeeds[:4]},
 		{"one write at a time", func(c *simConfig) { c.parallel = 1 }, simSeeds[:2]},
+		{"a formation delay of a retry period", func(c *simConfig) { c.formation = c.retryPeriod }, simSeeds[:4]},
 	}
 	for _, tt := range tests {
 		for _, seed := range tt.seeds {
