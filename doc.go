@@ -228,12 +228,13 @@
 // under leader election (see above; internal/shard's package doc gives the
 // argument in full). Take-overs and hand-overs write up to 16 slot Leases
 // at once. A ring that forms (no live replica holds a slot: it starts, or
-// every holder died) is claimed one RetryPeriod after a replica joins, not
-// at once: replicas started together, as a Deployment's are, find each
-// other first and each claims its share, where the first would otherwise
-// claim every slot and hand most over a moment later (with a
-// ShardedInformer, after listing every object). A replica that joins a
-// ring already formed takes its share as soon as it is handed over.
+// every holder died) is claimed a FormationDelay (default RetryPeriod)
+// after a replica joins, not at once: replicas started together, as a
+// Deployment's are, find each other first and each claims its share, where
+// the first would otherwise claim every slot and hand most over a moment
+// later (with a ShardedInformer, after listing every object). A replica
+// that joins a ring already formed takes its share as soon as it is
+// handed over.
 //
 // A replica that takes a slot queues every cached object of it as an add in
 // the low lane, as a new leader does with its initial list: its handlers see

@@ -63,10 +63,16 @@ type Sharding struct {
 	// LeaderElection, per Lease (defaults 15s, 10s, 2s). LeaseDuration is
 	// a whole number of seconds, as a Lease records it. A replica that
 	// dies loses its slots after LeaseDuration; one that stops hands them
-	// over as soon as its calls have returned. A replica that joins a
-	// ring no live replica holds a slot of waits RetryPeriod before it
-	// claims, so that replicas started together each claim their share.
+	// over as soon as its calls have returned.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// FormationDelay is how long a replica that joins a ring no live
+	// replica holds a slot of (it starts, or every holder died) waits
+	// before it claims. Replicas that start within it find each other and
+	// each claims its share, where the first would claim every slot and
+	// hand most of them over a moment later (with a ShardedInformer,
+	// after listing every object). A ring that has formed is joined
+	// without it. 0 means RetryPeriod; negative, no wait.
+	FormationDelay time.Duration
 }
 
 // Labels on a ring's Leases. Every Lease of a ring carries LabelShardRing
@@ -96,6 +102,9 @@ func WithSharding(s Sharding) Option {
 		cfg := s
 		cfg.Secondary = slices.Clone(s.Secondary)
 		defaultTimings(&cfg.LeaseDuration, &cfg.RenewDeadline, &cfg.RetryPeriod)
+		if cfg.FormationDelay == 0 {
+			cfg.FormationDelay = cfg.RetryPeriod
+		}
 		var errs []error
 		if cfg.Client == nil {
 			errs = append(errs, errors.New("no Client"))
@@ -191,7 +200,7 @@ func newSharder(ctx context.Context, q *workQueue, logger logr.Logger) (*sharder
 	}
 	replica, err := shard.NewReplica(shard.Config{
 		Ring: ring, Name: cfg.Name, Identity: cfg.Identity, Leases: leases,
-		FormationDelay: cfg.RetryPeriod, Clock: q.opts.clock,
+		FormationDelay: max(cfg.FormationDelay, 0), Clock: q.opts.clock,
 	})
 	if err != nil {
 		return nil, err

@@ -257,6 +257,55 @@ func TestShardingOneReplicaHoldsTheRing(t *testing.T) {
 	}
 }
 
+// A replica that forms a ring claims its slots FormationDelay after its
+// membership, as the Leases' acquire times record: RetryPeriod (100 ms
+// here) when it is 0; with a negative delay the ring forms too.
+func TestShardingFormationDelay(t *testing.T) {
+	for _, tt := range []struct {
+		delay    time.Duration
+		min, max time.Duration
+	}{
+		{time.Second, time.Second, time.Hour},
+		{0, 100 * time.Millisecond, time.Hour},
+		{-1, 0, time.Hour},
+	} {
+		t.Run(fmt.Sprint("delay=", tt.delay), func(t *testing.T) {
+			r := newRing()
+			cfg := r.sharding("a")
+			cfg.FormationDelay = tt.delay
+			loop := kubehandler.NewEventLoop("ring-a", kubehandler.WithSharding(cfg))
+			loop.Register(newRingCalls(t).handler("a", kubehandlertest.NewInformer(t, newConfigMaps(t, 10), &corev1.ConfigMap{}), 0))
+			run := kubehandlertest.Start(t, loop, 1)
+			eventually(t, "ready", func() bool { return kubehandler.Readiness(loop)(nil) == nil })
+			list, err := r.client.CoordinationV1().Leases("ns").List(t.Context(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var joined, firstClaim time.Time
+			for _, l := range list.Items {
+				at := l.Spec.AcquireTime.Time
+				switch l.Labels[shard.LabelRole] {
+				case shard.RoleMember:
+					joined = at
+				case shard.RoleSlot:
+					if firstClaim.IsZero() || at.Before(firstClaim) {
+						firstClaim = at
+					}
+				}
+			}
+			if joined.IsZero() || firstClaim.IsZero() {
+				t.Fatalf("no membership (%v) or no slot (%v) acquired", joined, firstClaim)
+			}
+			if wait := firstClaim.Sub(joined); wait < tt.min || wait > tt.max {
+				t.Errorf("first slot claimed %s after joining, want between %s and %s", wait, tt.min, tt.max)
+			}
+			if err := run.Stop(); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+		})
+	}
+}
+
 // mustCollector returns the one series of the metric name in reg.
 func mustCollector(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
 	t.Helper()

@@ -112,7 +112,7 @@
 // replica gets its share once the holders have seen it join and drained.
 // A ring that forms, one where no live member holds a slot (it starts, or
 // every holder is gone), is claimed only once a replica's membership is
-// Config.FormationDelay old (the root uses RetryPeriod): replicas started
+// Config.FormationDelay old (the root's Sharding.FormationDelay, RetryPeriod by default): replicas started
 // together find each other before any claims, and each claims its share
 // with one write per slot; without the wait the first claims every slot
 // and hands two thirds of them over a moment later (3 replicas, 16 slots:
