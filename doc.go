@@ -233,8 +233,10 @@
 // Deployment's are, find each other first and each claims its share, where
 // the first would otherwise claim every slot and hand most over a moment
 // later (with a ShardedInformer, after listing every object). A replica
-// that joins a ring already formed takes its share as soon as it is
-// handed over.
+// joins as its Run starts, while its caches sync (so replicas whose initial
+// lists take different times still form the ring together), and its
+// workers start once they have synced. A replica that joins a ring already
+// formed takes its share as soon as it is handed over.
 //
 // A replica that takes a slot queues every cached object of it as an add in
 // the low lane, as a new leader does with its initial list: its handlers see

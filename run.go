@@ -102,6 +102,10 @@ type runner struct {
 	// without): calls start only in the slots it holds (sharding.go).
 	shard    *sharder
 	shardErr error // making shard failed; runSharded returns it
+	// The ring's goroutines (joinRing): its Steps, and the watch of its
+	// Leases, which outlives them to serve the last Steps of leaveRing.
+	ringSteps, ringWatch sync.WaitGroup
+	stopRingWatch        context.CancelFunc
 	// lostLease says why the term ended, set by stepDown before it cancels
 	// ctx (so before the Holder's Done closes): "" while it has not.
 	lostLease string // guarded by q.mu
@@ -184,8 +188,18 @@ func newRunner(ctx context.Context, q *workQueue, threadiness int) *runner {
 // handler's error stops the loop. The caller has claimed the queue.
 func (r *runner) run(w syncWaits) error {
 	defer r.end()
+	if r.shard != nil && r.shardErr == nil {
+		// A replica joins its ring while its caches sync: replicas that
+		// start together form the ring together (FormationDelay), however
+		// long each one's initial list takes, and the slots are claimed by
+		// the time the workers start.
+		r.joinRing()
+	}
 	if !waitForSync(r.ctx, r.logger, w) {
 		// Only a cancelled ctx ends the wait early: a normal shutdown.
+		if r.shard != nil && r.shardErr == nil {
+			r.leaveRing(func() error { return nil })
+		}
 		return nil
 	}
 	switch {
@@ -244,29 +258,50 @@ func (r *runner) runWorkers() error {
 	return err
 }
 
+// joinRing starts the replica's part in its ring (WithSharding), before the
+// caches have synced: the watch of the ring's Leases and the Steps, which
+// run until the Run's context is done. Events of slots it does not hold
+// are dropped before the queue from here on; a slot it gains is queued
+// from the cache then, and the rest of its initial list as it arrives.
+func (r *runner) joinRing() {
+	sh := r.shard
+	r.q.sharder.Store(sh)
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(r.ctx))
+	r.stopRingWatch = stopWatch
+	r.ringWatch.Go(func() { sh.watchLeases(watchCtx) })
+	r.ringSteps.Go(func() { sh.run(r.ctx) })
+}
+
 // runSharded is runWorkers in a ring of replicas (WithSharding): the
 // workers dispatch only the slots the sharder holds, which Steps beside
-// them. When the Run's context is done the replica leaves the ring: no call
-// starts, the calls in flight are cancelled and waited for, and then every
-// slot is released for the others to take at once.
+// them (joinRing). When the Run's context is done the replica leaves the
+// ring: no call starts, the calls in flight are cancelled and waited for,
+// and then every slot is released for the others to take at once.
 func (r *runner) runSharded() error {
 	if r.shardErr != nil {
 		return fmt.Errorf("kubehandler: queue %q: WithSharding: %w", r.q.name, r.shardErr)
 	}
 	sh := r.shard
-	r.q.sharder.Store(sh)
 	r.setPhase(phaseDispatching)
 	r.logger.V(2).Info("Starting workers in a ring", "count", r.threadiness, "ring", sh.cfg.Namespace+"/"+sh.cfg.Name, "slots", sh.ring.Slots())
-	var watcher sync.WaitGroup
-	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(r.ctx))
-	watcher.Go(func() { sh.watchLeases(watchCtx) })
 	r.startWorkers()
-	sh.run(r.ctx)
+	<-r.ctx.Done()
+	return r.leaveRing(r.stopWorkers)
+}
+
+// leaveRing leaves the ring once the Run's context is done: it waits for
+// the last Step, stops new calls, stops the workers (stopWorkers: their
+// calls are cancelled and waited for), releases every slot and the
+// membership, and stops the watch of the ring's Leases.
+func (r *runner) leaveRing(stopWorkers func() error) error {
+	sh := r.shard
+	<-r.ctx.Done()
+	r.ringSteps.Wait() // the Steps of sh.run end with the context
 	sh.replica.Leave()
-	err := r.stopWorkers()
+	err := stopWorkers()
 	sh.leave(context.WithoutCancel(r.ctx))
-	stopWatch()
-	watcher.Wait()
+	r.stopRingWatch()
+	r.ringWatch.Wait()
 	return err
 }
 

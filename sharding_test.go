@@ -306,6 +306,64 @@ func TestShardingFormationDelay(t *testing.T) {
 	}
 }
 
+// heldList is a Source whose List waits until release is closed: an
+// initial list that takes as long as the test wants.
+type heldList struct {
+	*kubehandlertest.Source
+	release chan struct{}
+}
+
+func (h heldList) List(opts metav1.ListOptions) (runtime.Object, error) {
+	<-h.release
+	return h.Source.List(opts)
+}
+
+// A replica joins its ring while its caches sync: it claims its slots
+// before its initial list has arrived (replicas whose lists take different
+// times still form the ring together), dispatches the list once it does,
+// and a Run stopped before the sync leaves the ring too.
+func TestShardingJoinsTheRingWhileCachesSync(t *testing.T) {
+	for _, synced := range []bool{true, false} {
+		t.Run(fmt.Sprint("synced=", synced), func(t *testing.T) {
+			r := newRing()
+			source := newConfigMaps(t, 50)
+			held := heldList{Source: source, release: make(chan struct{})}
+			calls := newRingCalls(t)
+			loop := kubehandler.NewEventLoop("ring-a", kubehandler.WithSharding(r.sharding("a")))
+			loop.Register(calls.handler("a", kubehandlertest.NewInformer(t, held, &corev1.ConfigMap{}), 0))
+			var once sync.Once
+			release := func() { once.Do(func() { close(held.release) }) }
+			t.Cleanup(release) // before the informer stops: a List must not hang
+			run := kubehandlertest.Start(t, loop, 2)
+			eventually(t, "every slot held before the initial list", func() bool {
+				h := r.holders(t)
+				for slot := range 16 {
+					if h[slot] != "a" {
+						return false
+					}
+				}
+				return true
+			})
+			if !synced {
+				if err := run.Stop(); err != nil {
+					t.Fatalf("Run = %v", err)
+				}
+			} else {
+				release()
+				eventually(t, "every object handled", func() bool { ok, _ := calls.final(source); return ok })
+				if err := run.Stop(); err != nil {
+					t.Fatalf("Run = %v", err)
+				}
+			}
+			for slot, h := range r.holders(t) {
+				if h != "" {
+					t.Errorf("slot %d still held by %q after the Run", slot, h)
+				}
+			}
+		})
+	}
+}
+
 // mustCollector returns the one series of the metric name in reg.
 func mustCollector(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
 	t.Helper()
