@@ -81,6 +81,12 @@ func listConfigMaps(ctx context.Context, client kubernetes.Interface, ns string)
 // a deadline.
 func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
+	eventuallyEvery(t, timeout, 50*time.Millisecond, cond)
+}
+
+// eventuallyEvery is eventually, polling every interval.
+func eventuallyEvery(t testing.TB, timeout, interval time.Duration, cond func() (bool, string)) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, why := cond()
@@ -90,7 +96,7 @@ func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string))
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s: %s", timeout, why)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

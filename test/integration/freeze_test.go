@@ -44,6 +44,14 @@ type call struct {
 	live         bool   // its context was not cancelled when it started
 	done         bool   // it returned having worked its full time, its context not cancelled
 	killed       bool   // it never returned: its replica was killed, at end
+	written      int64  // when the change it saw was written (scale replicas; 0 if unknown)
+}
+
+// memory is a replica's M line: bytes of heap now and at most since its
+// start, its RSS now and at most.
+type memory struct {
+	at                       int64
+	heap, peakHeap, rss, hwm uint64
 }
 
 // events collects what the replicas report (see reporter in replica_test.go).
@@ -54,10 +62,13 @@ type events struct {
 	reads map[string][]int64
 	downs map[string][]int64
 	exits map[string]string
+	ready map[string]int64             // when each replica first reported ready
+	mem   map[string]map[string]memory // by replica, the last M line of each kind
 }
 
 func newEvents() *events {
-	return &events{open: map[string]*call{}, reads: map[string][]int64{}, downs: map[string][]int64{}, exits: map[string]string{}}
+	return &events{open: map[string]*call{}, reads: map[string][]int64{}, downs: map[string][]int64{}, exits: map[string]string{},
+		ready: map[string]int64{}, mem: map[string]map[string]memory{}}
 }
 
 func (ev *events) add(line string) {
@@ -75,6 +86,9 @@ func (ev *events) add(line string) {
 		}
 		t, _ := strconv.ParseInt(f[3], 10, 64)
 		c := &call{replica: replica, uid: f[2], rv: f[5], start: t, end: math.MaxInt64, live: f[4] == "1"}
+		if len(f) > 7 {
+			c.written, _ = strconv.ParseInt(f[7], 10, 64)
+		}
 		ev.calls = append(ev.calls, c)
 		ev.open[replica+"/"+f[6]] = c
 	case "E":
@@ -94,6 +108,22 @@ func (ev *events) add(line string) {
 		ev.downs[replica] = append(ev.downs[replica], t)
 	case "X":
 		ev.exits[replica] = strings.Join(f[3:], " ")
+	case "Y":
+		t, _ := strconv.ParseInt(f[2], 10, 64)
+		ev.ready[replica] = t
+	case "M":
+		if len(f) < 8 {
+			return
+		}
+		var m memory
+		m.at, _ = strconv.ParseInt(f[2], 10, 64)
+		for i, v := range []*uint64{&m.heap, &m.peakHeap, &m.rss, &m.hwm} {
+			*v, _ = strconv.ParseUint(f[4+i], 10, 64)
+		}
+		if ev.mem[replica] == nil {
+			ev.mem[replica] = map[string]memory{}
+		}
+		ev.mem[replica][f[3]] = m
 	}
 }
 

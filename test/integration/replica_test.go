@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubehandler/kubehandler"
@@ -39,6 +40,12 @@ type replicaConfig struct {
 	// election.
 	Ring  string
 	Slots int
+	// Scale, when set, makes the replica one of the scale benchmark's
+	// (scale_replica_test.go): its handler works 1 ms and writes an
+	// annotation when it differs, it reports its readiness and memory,
+	// and its informer is a ShardedInformer ("server") or a plain one
+	// ("client").
+	Scale string
 }
 
 func (c replicaConfig) environ() []string {
@@ -48,6 +55,7 @@ func (c replicaConfig) environ() []string {
 		"REPLICA_NAMESPACE="+c.Namespace,
 		"REPLICA_TIMINGS="+fmt.Sprintf("%d,%d,%d,%d,%d", c.Lease, c.Renew, c.Retry, c.Work, c.Threadiness),
 		"REPLICA_RING="+fmt.Sprintf("%s,%d", c.Ring, c.Slots),
+		"REPLICA_SCALE="+c.Scale,
 	)
 }
 
@@ -56,6 +64,7 @@ func replicaConfigFromEnv() (replicaConfig, error) {
 		Identity:   os.Getenv(replicaEnv),
 		Kubeconfig: os.Getenv("REPLICA_KUBECONFIG"),
 		Namespace:  os.Getenv("REPLICA_NAMESPACE"),
+		Scale:      os.Getenv("REPLICA_SCALE"),
 	}
 	var lease, renew, retry, work int64
 	if _, err := fmt.Sscanf(os.Getenv("REPLICA_TIMINGS"), "%d,%d,%d,%d,%d", &lease, &renew, &retry, &work, &c.Threadiness); err != nil {
@@ -80,14 +89,22 @@ func replicaConfigFromEnv() (replicaConfig, error) {
 // test to collect. Times are the wall clock's, in Unix nanoseconds: one
 // clock for all the processes of the machine.
 //
-//	S <replica> <uid> <time> <live> <rv> <seq>   a handler call started; live is 1 if its context was not cancelled yet,
-//	                                           rv is the resourceVersion of its Event's Object, seq numbers the
-//	                                           replica's calls
+//	S <replica> <uid> <time> <live> <rv> <seq> [<written>]
+//	                                  a handler call started; live is 1 if its context was not cancelled yet,
+//	                                  rv is the resourceVersion of its Event's Object, seq numbers the
+//	                                  replica's calls; the scale replica adds when the object's last change
+//	                                  was written (its annotation, Unix nanoseconds; - if none)
 //	E <replica> <uid> <time> <seq> <done>      call seq returned; done is 1 if it worked its full time (0: its
 //	                                           context was cancelled first)
 //	R <replica> <time> <holder>       a read of the Lease showed another holder (as the client received it)
 //	D <replica> <time>                the loop logged its step-down
 //	X <replica> <time> <error>        Run returned
+//	Y <replica> <time>                the loop became ready (Readiness passed) for the first time (scale replica)
+//	M <replica> <time> <what> <heap> <peak heap> <rss> <peak rss>
+//	                                  memory (scale replica): what is base (before the informer started), tick
+//	                                  (every second) or gc (after a GC, on SIGUSR1); heap is the bytes of heap
+//	                                  objects, peak the highest sampled since the start, rss and peak rss
+//	                                  are /proc's VmRSS and VmHWM, all in bytes
 type reporter struct {
 	mu      sync.Mutex
 	replica string
@@ -123,10 +140,29 @@ func runReplica() int {
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(cfg.Namespace))
-	informer := factory.Core().V1().ConfigMaps().Informer()
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	var mem *memoryReporter
+	if cfg.Scale != "" {
+		// What the process costs before its cache.
+		mem = startMemoryReporter(ctx, rep)
+		defer mem.stop()
+	}
+	var informer cache.SharedIndexInformer
+	if cfg.Scale == scaleServerSide {
+		sharded, err := newShardedConfigMapInformer(client, cfg.Namespace)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		var informers sync.WaitGroup
+		informers.Go(func() { sharded.RunWithContext(ctx) })
+		defer informers.Wait()
+		informer = sharded
+	} else {
+		factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(cfg.Namespace))
+		informer = factory.Core().V1().ConfigMaps().Informer()
+		factory.Start(ctx.Done())
+		defer factory.Shutdown()
+	}
 
 	// The loop's log goes to stderr; its step-down is reported as well.
 	logger := funcr.New(func(prefix, args string) {
@@ -150,7 +186,12 @@ func runReplica() int {
 	}
 	loop := kubehandler.NewEventLoop(name, kubehandler.WithLogger(logger), coordination)
 	h := &kubehandler.DefaultHandler{Informer: informer, Name: "configmaps"}
-	loop.Register(&workHandler{DefaultHandler: h, work: cfg.Work, rep: rep, identity: cfg.Identity})
+	if cfg.Scale != "" {
+		loop.Register(&scaleHandler{DefaultHandler: h, client: client, work: cfg.Work, rep: rep, identity: cfg.Identity})
+		go reportReady(ctx, loop, rep, cfg.Identity)
+	} else {
+		loop.Register(&workHandler{DefaultHandler: h, work: cfg.Work, rep: rep, identity: cfg.Identity})
+	}
 	err = loop.Run(ctx, cfg.Threadiness)
 	rep.emit("X %s %d %s", cfg.Identity, now(), strconv.Quote(fmt.Sprint(err)))
 	return 0
