@@ -38,8 +38,9 @@ type replicaConfig struct {
 	// Ring, when set, makes the replica a member of the ring of this name
 	// with Slots slots (WithSharding) instead of a candidate for leader
 	// election.
-	Ring  string
-	Slots int
+	Ring      string
+	Slots     int
+	Formation time.Duration // Sharding.FormationDelay; 0: the default
 	// Scale, when set, makes the replica one of the scale benchmark's
 	// (scale_replica_test.go): its handler works 1 ms and writes an
 	// annotation when it differs, it reports its readiness and memory,
@@ -54,7 +55,7 @@ func (c replicaConfig) environ() []string {
 		"REPLICA_KUBECONFIG="+c.Kubeconfig,
 		"REPLICA_NAMESPACE="+c.Namespace,
 		"REPLICA_TIMINGS="+fmt.Sprintf("%d,%d,%d,%d,%d", c.Lease, c.Renew, c.Retry, c.Work, c.Threadiness),
-		"REPLICA_RING="+fmt.Sprintf("%s,%d", c.Ring, c.Slots),
+		"REPLICA_RING="+fmt.Sprintf("%s,%d,%d", c.Ring, c.Slots, c.Formation),
 		"REPLICA_SCALE="+c.Scale,
 	)
 }
@@ -73,14 +74,15 @@ func replicaConfigFromEnv() (replicaConfig, error) {
 	c.Lease, c.Renew, c.Retry, c.Work = time.Duration(lease), time.Duration(renew), time.Duration(retry), time.Duration(work)
 	ring, slots, ok := strings.Cut(os.Getenv("REPLICA_RING"), ",")
 	if !ok {
-		return c, fmt.Errorf("REPLICA_RING: %q, want name,slots", os.Getenv("REPLICA_RING"))
+		return c, fmt.Errorf("REPLICA_RING: %q, want name,slots,formation", os.Getenv("REPLICA_RING"))
 	}
 	c.Ring = ring
 	if ring != "" {
-		var err error
-		if c.Slots, err = strconv.Atoi(slots); err != nil {
+		var formation int64
+		if _, err := fmt.Sscanf(slots, "%d,%d", &c.Slots, &formation); err != nil {
 			return c, fmt.Errorf("REPLICA_RING: %w", err)
 		}
+		c.Formation = time.Duration(formation)
 	}
 	return c, nil
 }
@@ -182,6 +184,7 @@ func runReplica() int {
 			Client: client.CoordinationV1(), Namespace: cfg.Namespace, Name: cfg.Ring,
 			Identity: cfg.Identity, Slots: cfg.Slots,
 			LeaseDuration: cfg.Lease, RenewDeadline: cfg.Renew, RetryPeriod: cfg.Retry,
+			FormationDelay: cfg.Formation,
 		})
 	}
 	loop := kubehandler.NewEventLoop(name, kubehandler.WithLogger(logger), coordination)

@@ -46,6 +46,12 @@ const (
 	// The ring's Lease timings: the library's defaults, so that the Lease
 	// writes at rest are what a user's ring costs.
 	scaleLease, scaleRenew, scaleRetry = 15 * time.Second, 10 * time.Second, 2 * time.Second
+	// scaleFormation is the ring's FormationDelay: the benchmark starts a
+	// ring's processes within milliseconds of each other, so a quarter of
+	// the default (RetryPeriod, 2 s) lets them find each other; the
+	// default would add 1.5 s to every ring's start-up, of 1 replica and
+	// of 4 alike.
+	scaleFormation = 500 * time.Millisecond
 	// scaleQuiet is how long no call must start before a ring is at rest;
 	// scaleRest how long the Lease writes and LISTs are counted at rest.
 	scaleQuiet = 3 * time.Second
@@ -234,6 +240,7 @@ type scaleRun struct {
 	mode     string
 	replicas int
 	handled  time.Duration // from starting the processes until every object was handled once
+	first    time.Duration // from starting the processes until the first call
 	calls    int           // until the end of the rest
 	// By replica: the memory before the informer started, the last sample
 	// (its peaks cover start-up and rest), and after a GC at rest.
@@ -250,7 +257,7 @@ func runScaleRing(b *testing.B, lab *kubelabtest.Lab, ns, mode string, n int, rv
 	b.Helper()
 	r := newRing(b, lab, ns, fmt.Sprintf("scale-%s-%d", mode, n), replicaConfig{
 		Lease: scaleLease, Renew: scaleRenew, Retry: scaleRetry, Work: scaleWork,
-		Threadiness: scaleThreadiness, Slots: scaleSlots, Scale: mode,
+		Threadiness: scaleThreadiness, Slots: scaleSlots, Formation: scaleFormation, Scale: mode,
 	})
 	run := scaleRun{mode: mode, replicas: n}
 	started := now()
@@ -261,7 +268,9 @@ func runScaleRing(b *testing.B, lab *kubelabtest.Lab, ns, mode string, n int, rv
 	// cores the ring runs on (the figure is the calls' own times).
 	eventuallyEvery(b, scalePhase, time.Second, func() (bool, string) {
 		var ok bool
-		run.handled, _, ok = r.ev.listed(rvs, started)
+		var dispatch time.Duration
+		run.handled, dispatch, ok = r.ev.listed(rvs, started)
+		run.first = run.handled - dispatch
 		return ok, fmt.Sprintf("%d %s-side replicas: the initial list of %d objects not handled", n, mode, len(rvs))
 	})
 	r.waitBalanced(scalePhase)
@@ -532,8 +541,11 @@ func roll(b *testing.B, lab *kubelabtest.Lab, r *ring, ns string, uids map[strin
 		res.rate = float64(len(changes)) / span.Seconds()
 	}
 
-	_, final := scaleObjectsIn(b, client, ns)
-	eventuallyEvery(b, scalePhase, time.Second, func() (bool, string) {
+	// The final states are read again at every poll: the handler's own
+	// writes (the digest of a change) come after the last change, and the
+	// call of each write's event is the object's last.
+	eventuallyEvery(b, scalePhase, 5*time.Second, func() (bool, string) {
+		_, final := scaleObjectsIn(b, client, ns)
 		res.notFinal, res.notFinalExample = r.ev.notFinal(final)
 		return res.notFinal == 0, fmt.Sprintf("%d objects' last call did not see their final state, e.g. %s", res.notFinal, res.notFinalExample)
 	})
@@ -641,9 +653,10 @@ func BenchmarkRingScale(b *testing.B) {
 
 	rep := newScaleReport(n, created, runs, rolled)
 	fmt.Printf("\nRing scale on kubelab (ShardedListAndWatch): %d ConfigMaps (%d B of data each), created in %s (%.0f/s, %d at a time); "+
-		"%d slots, threadiness %d, a %s handler that writes an annotation only when it differs; ring of commit %s\n\n",
+		"%d slots, threadiness %d, a %s handler that writes an annotation only when it differs; "+
+		"Lease timings %s/%s/%s, formation delay %s; ring of commit %s\n\n",
 		n, scalePayload, created.Round(100*time.Millisecond), float64(n)/created.Seconds(), scaleCreators,
-		scaleSlots, scaleThreadiness, scaleWork, commit())
+		scaleSlots, scaleThreadiness, scaleWork, scaleLease, scaleRenew, scaleRetry, scaleFormation, commit())
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	rep.print(w)
 	w.Flush()
@@ -720,6 +733,8 @@ func newScaleReport(n int, created time.Duration, runs []scaleRun, rolled rollRe
 
 	add(fmt.Sprintf("start-up: process start until all %d objects handled once, s", n),
 		each(func(run scaleRun) string { return fmt.Sprintf("%.1f", run.handled.Seconds()) }), "", true)
+	add("  of which until the first call, s",
+		each(func(run scaleRun) string { return fmt.Sprintf("%.1f", run.first.Seconds()) }), "", true)
 	r.speedup = server1.handled.Seconds() / server4.handled.Seconds()
 	add("  faster than 1 replica of its mode, x",
 		each(func(run scaleRun) string {
