@@ -63,7 +63,7 @@ SCALE_N ?= 100000
 
 .PHONY: bench-scale
 bench-scale: ## Ring scale on kubelab (issue 19): SCALE_N ConfigMaps, rings of 1, 2, 4 replicas client- and server-side, a rolling update
-	@# Not part of make test: about 12 minutes at the default SCALE_N. It fails when a target is missed.
+	@# Not part of make test: about 7 minutes at the default SCALE_N. It fails when a target is missed.
 	bin="$$(hack/build-kubelab.sh)"; \
 		KUBELAB_BIN="$$bin" KUBEHANDLER_TEST_FEATURE_GATES=ShardedListAndWatch=true SCALE_N=$(SCALE_N) \
 		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkRingScale$$' -benchtime=1x -timeout 40m ./test/integration
