@@ -188,16 +188,17 @@ func newRunner(ctx context.Context, q *workQueue, threadiness int) *runner {
 // handler's error stops the loop. The caller has claimed the queue.
 func (r *runner) run(w syncWaits) error {
 	defer r.end()
-	if r.shard != nil && r.shardErr == nil {
-		// A replica joins its ring while its caches sync: replicas that
-		// start together form the ring together (FormationDelay), however
-		// long each one's initial list takes, and the slots are claimed by
-		// the time the workers start.
+	// A replica joins its ring while its caches sync: replicas that start
+	// together form the ring together (FormationDelay), however long each
+	// one's initial list takes, and the slots are claimed by the time the
+	// workers start.
+	inRing := r.shard != nil && r.shardErr == nil
+	if inRing {
 		r.joinRing()
 	}
 	if !waitForSync(r.ctx, r.logger, w) {
 		// Only a cancelled ctx ends the wait early: a normal shutdown.
-		if r.shard != nil && r.shardErr == nil {
+		if inRing {
 			r.leaveRing(func() error { return nil })
 		}
 		return nil

@@ -219,22 +219,8 @@ func (h *workHandler) UpdateFunc(ctx context.Context, namespace, name string) er
 }
 
 func (h *workHandler) handle(ctx context.Context, namespace, name string) error {
-	start := now()
-	live := 0
-	if ctx.Err() == nil {
-		live = 1
-	}
-	// The object the call is for: its Event's (the state it handles), else
-	// the cache's.
-	var obj metav1.Object
-	if ev, ok := kubehandler.EventFromContext(ctx); ok {
-		obj, _ = ev.Object.(metav1.Object)
-	}
-	if obj == nil {
-		if cached, ok, _ := h.Informer.GetStore().GetByKey(namespace + "/" + name); ok {
-			obj, _ = cached.(metav1.Object)
-		}
-	}
+	start, live := now(), liveFlag(ctx)
+	obj, _ := callObject(ctx, h.Informer, namespace, name).(metav1.Object)
 	uid, rv := name, "-"
 	if obj != nil {
 		uid, rv = string(obj.GetUID()), obj.GetResourceVersion()
@@ -250,6 +236,27 @@ func (h *workHandler) handle(ctx context.Context, namespace, name string) error 
 		done = 0
 	}
 	h.rep.emit("E %s %s %d %d %d", h.identity, uid, now(), seq, done)
+	return nil
+}
+
+// liveFlag is a call's live field in its S line: 1 if its context was not
+// cancelled when it started.
+func liveFlag(ctx context.Context) int {
+	if ctx.Err() == nil {
+		return 1
+	}
+	return 0
+}
+
+// callObject returns the object a call of the handler over informer is for:
+// its Event's (the state it handles), else the cache's; nil if neither.
+func callObject(ctx context.Context, informer cache.SharedInformer, namespace, name string) interface{} {
+	if ev, ok := kubehandler.EventFromContext(ctx); ok && ev.Object != nil {
+		return ev.Object
+	}
+	if cached, ok, _ := informer.GetStore().GetByKey(namespace + "/" + name); ok {
+		return cached
+	}
 	return nil
 }
 

@@ -92,20 +92,8 @@ func (h *scaleHandler) UpdateFunc(ctx context.Context, namespace, name string) e
 }
 
 func (h *scaleHandler) handle(ctx context.Context, namespace, name string) error {
-	start := now()
-	live := 0
-	if ctx.Err() == nil {
-		live = 1
-	}
-	var cm *corev1.ConfigMap
-	if ev, ok := kubehandler.EventFromContext(ctx); ok {
-		cm, _ = ev.Object.(*corev1.ConfigMap)
-	}
-	if cm == nil {
-		if cached, ok, _ := h.Informer.GetStore().GetByKey(namespace + "/" + name); ok {
-			cm, _ = cached.(*corev1.ConfigMap)
-		}
-	}
+	start, live := now(), liveFlag(ctx)
+	cm, _ := callObject(ctx, h.Informer, namespace, name).(*corev1.ConfigMap)
 	if cm == nil {
 		return nil // gone
 	}
