@@ -52,8 +52,9 @@ const DefaultParallel = 16
 // period (and may call it sooner, say when End reports a drained slot or a
 // Lease of the ring changed hands, and at FormingUntil), asks Begin before
 // each call and tells End after it. The Leases mechanism judges time on
-// Leases; the Replica reads its clock only for Config.FormationDelay. Begin, End and the accessors are safe for concurrent use
-// with each other and with Step; Step runs one at a time.
+// Leases; the Replica reads its clock only for Config.FormationDelay.
+// Begin, End and the accessors are safe for concurrent use with each other
+// and with Step; Step runs one at a time.
 type Replica struct {
 	cfg  Config
 	step sync.Mutex // one Step at a time
@@ -181,7 +182,7 @@ func (r *Replica) Step(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.target, r.members, r.synced = target, live, true
-	r.forming = time.Time{} // formation says, for a member
+	r.forming = time.Time{} // formation sets it again, for a member that waits
 	// Close what is no longer this replica's: no call starts from here on.
 	for slot := range r.terms {
 		if r.terms[slot] != nil && !target.Has(slot) {
@@ -236,7 +237,6 @@ func (r *Replica) Step(ctx context.Context) error {
 func (r *Replica) formation(holders []string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.forming = time.Time{}
 	if r.cfg.FormationDelay == 0 || slices.ContainsFunc(holders, func(h string) bool { return h != "" }) {
 		return false
 	}
