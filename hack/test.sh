@@ -12,32 +12,47 @@ source hack/lib.sh
 MAKE="${MAKE:-make}"
 
 log="$(mktemp)"
+times="$(mktemp)"
+# timed LABEL CMD...: runs CMD and records how long it took, for the table
+# printed at the end (what a first run on a fresh machine spends where).
+timed() {
+  local label="$1" start="${SECONDS}" status=0
+  shift
+  "$@" || status=$?
+  printf '%-34s %5ds\n' "${label}" "$((SECONDS - start))" >>"${times}"
+  return "${status}"
+}
 # A process group of its own (set -m), so that a failure or Ctrl-C here
 # stops its go commands too.
 set -m
 (
-  hack/verify-govet.sh hack/kubelab
-  hack/build-kubelab.sh
-  hack/build-kubectl.sh
+  timed "vet hack/kubelab (background)" hack/verify-govet.sh hack/kubelab
+  timed "build kubelab (background)" hack/build-kubelab.sh
+  timed "build kubectl (background)" hack/build-kubectl.sh
 ) >"${log}" 2>&1 &
 kubelab=$!
 set +m
-trap 'kill -- "-${kubelab}" 2>/dev/null || true; rm -f "${log}"' EXIT
+trap 'kill -- "-${kubelab}" 2>/dev/null || true; rm -f "${log}" "${times}"' EXIT
 
 others=()
 for mod in "${MODULES[@]}"; do
   [[ "${mod}" == hack/kubelab ]] || others+=("${mod}")
 done
-hack/verify-gofmt.sh
-hack/verify-govet.sh "${others[@]}"
-hack/verify-gomod.sh
-hack/verify-codegen.sh
-"${MAKE}" test-unit
+timed "gofmt" hack/verify-gofmt.sh
+for mod in "${others[@]}"; do
+  timed "vet ${mod} (-race)" hack/verify-govet.sh "${mod}"
+done
+timed "go.mod tidiness" hack/verify-gomod.sh
+timed "generated code" hack/verify-codegen.sh
+timed "unit tests (-race)" "${MAKE}" test-unit
 
 echo "test: waiting for hack/kubelab's vet and build" >&2
-if ! wait "${kubelab}"; then
+if ! timed "wait for hack/kubelab" wait "${kubelab}"; then
   cat "${log}" >&2
   echo "test: vetting or building hack/kubelab failed" >&2
   exit 1
 fi
-"${MAKE}" test-integration test-e2e
+timed "integration tests (-race)" "${MAKE}" test-integration
+timed "e2e tests (-race)" "${MAKE}" test-e2e
+echo "test: passed in ${SECONDS}s; where the time went:" >&2
+cat "${times}" >&2
