@@ -116,11 +116,11 @@ func runLoop(t *testing.T) []*dto.MetricFamily {
 			t.Fatal(err)
 		}
 		if value(mfs, "kubehandler_leader") == 1 && value(mfs, "workqueue_retries_total") == 1 &&
-			value(mfs, "kubehandler_handler_calls_total") == 5 && value(mfs, "kubehandler_shard_slots") == 4 {
+			value(mfs, "kubehandler_handler_calls_total") == 5 && value(mfs, "kubehandler_shard_slots") == 4 && value(mfs, "kubehandler_shard_handovers_total") == 4 {
 			return mfs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for the leader, 5 calls, 1 retry and 4 slots; gathered %v", mfs)
+			t.Fatalf("timed out waiting for the leader, 5 calls, 1 retry, 4 slots held and 4 handed in; gathered %v", mfs)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
