@@ -14,7 +14,7 @@ MAKE="${MAKE:-make}"
 log="$(mktemp)"
 times="$(mktemp)"
 # timed LABEL CMD...: runs CMD and records how long it took, for the table
-# printed at the end (what a first run on a fresh machine spends where).
+# printed on the way out (what a first run on a fresh machine spends where).
 timed() {
   local label="$1" start="${SECONDS}" status=0
   shift
@@ -32,7 +32,14 @@ set -m
 ) >"${log}" 2>&1 &
 kubelab=$!
 set +m
-trap 'kill -- "-${kubelab}" 2>/dev/null || true; rm -f "${log}" "${times}"' EXIT
+# On the way out, passed or not, the table of where the time went.
+finish() {
+  kill -- "-${kubelab}" 2>/dev/null || true
+  echo "test: ${SECONDS}s in all; where the time went:" >&2
+  cat "${times}" >&2
+  rm -f "${log}" "${times}"
+}
+trap finish EXIT
 
 others=()
 for mod in "${MODULES[@]}"; do
@@ -54,5 +61,3 @@ if ! timed "wait for hack/kubelab" wait "${kubelab}"; then
 fi
 timed "integration tests (-race)" "${MAKE}" test-integration
 timed "e2e tests (-race)" "${MAKE}" test-e2e
-echo "test: passed in ${SECONDS}s; where the time went:" >&2
-cat "${times}" >&2
