@@ -254,8 +254,8 @@
 // holding it saw the same event and enqueues it there. Every other handler
 // is split by its objects' UIDs.
 //
-// A replica is ready (Readiness) once it holds its share, or knows it is a
-// spare (more replicas than slots). With WithMetrics, kubehandler_shard_slots
+// A replica is ready (Readiness) once it holds its share and dispatches its
+// events, or knows it is a spare (more replicas than slots). With WithMetrics, kubehandler_shard_slots
 // is the number of slots a replica holds and
 // kubehandler_shard_handovers_total{direction="in"|"out"} counts slots taken
 // and given up; the handler metrics are per replica as before. Client-side

@@ -494,10 +494,12 @@ func (s *sharder) debugRing() *DebugRing {
 	return d
 }
 
-// readiness says whether the replica holds its share of the ring, or knows
-// it is a spare.
+// readiness says whether the replica holds its share of the ring and
+// dispatches it, or knows it is a spare. A Step claims slots before apply
+// opens them to events: until then the replica holds its share but drops
+// its events, and is not ready.
 func (s *sharder) readiness() error {
-	if s.replica.Ready() {
+	if s.replica.Ready() && *s.held.Load() == s.replica.Target() {
 		return nil
 	}
 	return fmt.Errorf("holds slots %s of ring %s/%s, not yet its share %s",
