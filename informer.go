@@ -1,6 +1,9 @@
 package kubehandler
 
-import "k8s.io/apimachinery/pkg/api/meta"
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/cache"
+)
 
 // informerHandler is where an event enters the loop: the event handler that
 // an EventLoop adds to one handler's informer for the time of a Run. Each
@@ -20,6 +23,12 @@ func (h *informerHandler) OnAdd(obj interface{}, isInInitialList bool) {
 		l = lowLane
 	}
 	h.q.enqueue(h.kind, addEvent, obj, l)
+}
+
+// listed queues a ShardedInformer slot's initial list in one piece, newest
+// first (initialLister), in the low lane as OnAdd would have.
+func (h *informerHandler) listed(objs []interface{}, store cache.Store) {
+	h.q.queueListed(h.kind, objs, store)
 }
 
 // OnUpdate queues an update, unless it is a resync that is to be dropped

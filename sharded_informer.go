@@ -70,7 +70,10 @@ type ShardedInformerConfig struct {
 // slot's shard selector. The loop tells it the slots it holds, and those
 // whose calls have not returned yet, at every change: a slot's informer
 // starts when the slot comes, and its initial list reaches the handlers as
-// adds in the initial list (the low lane); when the slot goes, its
+// adds in the initial list (the low lane); the loop's own handler takes
+// it in one piece once the slot's informer has synced and queues it
+// newest first by resourceVersion, so that what changed while the slot
+// was changing hands waits least. When the slot goes, its
 // informer stops and its cache is dropped, with no delete events (the
 // objects were not deleted; the replica that takes the slot lists them).
 //
@@ -149,6 +152,7 @@ type slotPart struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	regs     map[*shardedRegistration]cache.ResourceEventHandlerRegistration
+	unlisted map[*shardedRegistration]bool // initialListers not yet handed the initial list
 }
 
 // errReadOnly is returned by writes to a ShardedInformer's store.
@@ -352,7 +356,8 @@ func (s *ShardedInformer) startPartLocked(slot int, selector string) {
 		_ = inf.SetWatchErrorHandlerWithContext(s.watchErr)
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	p := &slotPart{slot: slot, informer: inf, ctx: ctx, cancel: cancel, regs: map[*shardedRegistration]cache.ResourceEventHandlerRegistration{}}
+	p := &slotPart{slot: slot, informer: inf, ctx: ctx, cancel: cancel, regs: map[*shardedRegistration]cache.ResourceEventHandlerRegistration{},
+		unlisted: map[*shardedRegistration]bool{}}
 	for r := range s.regs {
 		s.addToPartLocked(p, r)
 	}
@@ -365,16 +370,40 @@ func (s *ShardedInformer) startPartLocked(slot int, selector string) {
 }
 
 // addToPartLocked adds the registration r's handler to p's informer.
+// An initialLister gets the initial list in one piece once the informer
+// has synced, before the registration counts as synced (regSyncedLocked).
 // s.mu must be held.
 func (s *ShardedInformer) addToPartLocked(p *slotPart, r *shardedRegistration) {
-	h, err := p.informer.AddEventHandlerWithOptions(r, r.opts)
+	var handler cache.ResourceEventHandler = r
+	lister, lists := r.handler.(initialLister)
+	if lists {
+		handler = listedLater{r}
+	}
+	h, err := p.informer.AddEventHandlerWithOptions(handler, r.opts)
 	if err != nil {
 		// Only a stopped informer refuses, and a stopped part is gone.
 		utilruntime.HandleErrorWithContext(p.ctx, err, "kubehandler: ShardedInformer: adding a handler to a slot's informer", "slot", p.slot)
 		return
 	}
 	p.regs[r] = h
-	s.whenDone(p.ctx, h.HasSyncedChecker())
+	if !lists {
+		s.whenDone(p.ctx, h.HasSyncedChecker())
+		return
+	}
+	p.unlisted[r] = true
+	s.wg.Go(func() {
+		select {
+		case <-h.HasSyncedChecker().Done():
+		case <-p.ctx.Done():
+			return
+		}
+		// Outside s.mu: the handler reads the store, whose reads take it.
+		r.handList(lister, p.informer.GetStore().List(), shardedIndexer{s})
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(p.unlisted, r)
+		s.refreshLocked()
+	})
 }
 
 // stopPartLocked stops p's informer and drops its cache; its handlers get
@@ -437,7 +466,7 @@ func (s *ShardedInformer) regSyncedLocked(r *shardedRegistration) bool {
 	}
 	for _, p := range s.parts {
 		h, ok := p.regs[r]
-		if !ok || !h.HasSynced() {
+		if !ok || !h.HasSynced() || p.unlisted[r] {
 			return false
 		}
 	}
@@ -816,6 +845,35 @@ func (r *shardedRegistration) OnDelete(obj interface{}) {
 	defer r.mu.Unlock()
 	if !r.removed.Load() {
 		r.handler.OnDelete(obj)
+	}
+}
+
+// handList hands an initial list to the handler, an initialLister, as one
+// call, unless the handler was removed.
+func (r *shardedRegistration) handList(l initialLister, objs []interface{}, store cache.Store) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.removed.Load() {
+		l.listed(objs, store)
+	}
+}
+
+// initialLister is a handler that takes a slot's initial list in one
+// piece, once the slot's informer has synced, rather than add by add in
+// the informer's order: the loop's own (informerHandler), which queues it
+// newest first (workQueue.queueListed).
+type initialLister interface {
+	listed(objs []interface{}, store cache.Store)
+}
+
+// listedLater is the registration of an initialLister on a slot's
+// informer: it passes every event on but the adds of the initial list,
+// which the ShardedInformer hands over in one piece (handList).
+type listedLater struct{ *shardedRegistration }
+
+func (l listedLater) OnAdd(obj interface{}, isInInitialList bool) {
+	if !isInInitialList {
+		l.shardedRegistration.OnAdd(obj, false)
 	}
 }
 

@@ -346,6 +346,58 @@ func TestShardedInformerCachesTheSlotsHeld(t *testing.T) {
 	}
 }
 
+// A slot that comes is queued newest first by resourceVersion, over a
+// server that honours shard selectors and over one that ignores them: the
+// objects changed while the slot changed hands (here: before the replica
+// started) are handled ahead of the slot's others, not in the list's order.
+func TestShardedInformerQueuesASlotNewestFirst(t *testing.T) {
+	for _, serverSide := range []bool{true, false} {
+		t.Run(fmt.Sprintf("server-side=%v", serverSide), func(t *testing.T) {
+			r := newRing()
+			source := newConfigMaps(t, 200)
+			var changed []string
+			for i := 150; i < 160; i++ {
+				name := fmt.Sprintf("cm-%03d", i)
+				bump(source, name)
+				changed = append([]string{name}, changed...) // the newest first
+			}
+			var server *selectorServer
+			if serverSide {
+				server = newSelectorServer(source)
+			}
+			inf := newShardedInformer(t, source, server)
+			runInformer(t, inf, logr.Discard())
+			var mu sync.Mutex
+			var order []string
+			cfg := r.sharding("a")
+			cfg.Slots = 1
+			loop := kubehandler.NewEventLoop("ring-a", kubehandler.WithSharding(cfg))
+			loop.Register(&callHandler{DefaultHandler: kubehandler.DefaultHandler{Name: "cm", Informer: inf},
+				call: func(_ context.Context, _, name string) error {
+					mu.Lock()
+					defer mu.Unlock()
+					order = append(order, name)
+					return nil
+				}})
+			run := kubehandlertest.Start(t, loop, 1)
+			eventually(t, "every object handled", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(order) >= 200
+			})
+			mu.Lock()
+			first := slices.Clone(order[:len(changed)])
+			mu.Unlock()
+			if !slices.Equal(first, changed) {
+				t.Errorf("first calls %v, want the changed objects newest first, %v", first, changed)
+			}
+			if err := run.Stop(); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+		})
+	}
+}
+
 // Over a server that ignores shard selectors, the ShardedInformer says so
 // once and caches everything; the loop's client-side filtering still
 // dispatches each object on one replica.

@@ -415,28 +415,21 @@ func (s *sharder) narrow(held shard.Set) {
 }
 
 // list queues, in the low lane, an add of every cached object of the
-// sharded handlers that falls in slots, and returns how many.
+// sharded handlers that falls in slots, newest first (queueListed), and
+// returns how many.
 func (s *sharder) list(slots shard.Set) int {
 	n := 0
 	for kind, k := range *s.q.kinds.Load() {
 		if s.secondary[kind] || k.store == nil {
 			continue
 		}
+		var objs []interface{}
 		for _, obj := range k.store.List() {
-			uid, ok := uidOf(obj)
-			if !ok || !slots.Has(s.ring.SlotOf(uid)) {
-				continue
-			}
-			namespace, name, _, err := objectKey(obj)
-			if err != nil {
-				continue
-			}
-			// Queued as the cache holds it now, not as listed: a newer state
-			// may have been delivered since.
-			if queued, _ := s.q.enqueueCached(Key{Kind: kind, Namespace: namespace, Name: name}, addEvent, k.store, lowLane); queued {
-				n++
+			if uid, ok := uidOf(obj); ok && slots.Has(s.ring.SlotOf(uid)) {
+				objs = append(objs, obj)
 			}
 		}
+		n += s.q.queueListed(kind, objs, k.store)
 	}
 	return n
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
 )
@@ -235,6 +238,57 @@ func (q *workQueue) enqueueCached(key Key, t eventType, store cache.Store, l lan
 	}
 	q.pushLocked(key, t, obj, l)
 	return true, nil
+}
+
+// queueListed queues, in the low lane, an add of each of objs, a listing
+// of handler kind's cache store, as store holds it now (a newer state may
+// have been delivered since the listing; one deleted since is left out),
+// and returns how many it queued. It queues them newest first (newestFirst):
+// a slot taken over mid-change lists the objects changed while it was in
+// no replica's hands among its oldest, and those changes wait least. A
+// sharded loop drops an object of a slot it does not hold.
+func (q *workQueue) queueListed(kind string, objs []interface{}, store cache.Store) int {
+	newestFirst(objs)
+	n := 0
+	for _, obj := range objs {
+		namespace, name, _, err := objectKey(obj)
+		if err != nil {
+			continue
+		}
+		if queued, _ := q.enqueueCached(Key{Kind: kind, Namespace: namespace, Name: name}, addEvent, store, lowLane); queued {
+			n++
+		}
+	}
+	return n
+}
+
+// newestFirst sorts objs by resourceVersion, the newest first, keeping the
+// order of equal ones. The API server's resourceVersions compare as
+// numbers (resourceversion.CompareResourceVersion); when one of objs has
+// none, or one that does not compare, objs keep their order.
+func newestFirst(objs []interface{}) {
+	type versioned struct {
+		rv  string
+		obj interface{}
+	}
+	vs := make([]versioned, len(objs))
+	for i, obj := range objs {
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return
+		}
+		vs[i] = versioned{m.GetResourceVersion(), obj}
+		if _, err := resourceversion.CompareResourceVersion(vs[i].rv, vs[i].rv); err != nil {
+			return
+		}
+	}
+	slices.SortStableFunc(vs, func(a, b versioned) int {
+		c, _ := resourceversion.CompareResourceVersion(b.rv, a.rv)
+		return c
+	})
+	for i := range vs {
+		objs[i] = vs[i].obj
+	}
 }
 
 // pushLocked merges an event of type t about object into key's entry and,
