@@ -71,7 +71,7 @@ type ShardedInformerConfig struct {
 // whose calls have not returned yet, at every change: a slot's informer
 // starts when the slot comes, and its initial list reaches the handlers as
 // adds in the initial list (the low lane); the loop's own handler takes
-// it in one piece once the slot's informer has synced and queues it
+// it in one piece, ahead of the events that follow it, and queues it
 // newest first by resourceVersion, so that what changed while the slot
 // was changing hands waits least. When the slot goes, its
 // informer stops and its cache is dropped, with no delete events (the
@@ -370,14 +370,16 @@ func (s *ShardedInformer) startPartLocked(slot int, selector string) {
 }
 
 // addToPartLocked adds the registration r's handler to p's informer.
-// An initialLister gets the initial list in one piece once the informer
-// has synced, before the registration counts as synced (regSyncedLocked).
+// An initialLister gets the initial list in one piece (listedLater),
+// before the registration counts as synced (regSyncedLocked).
 // s.mu must be held.
 func (s *ShardedInformer) addToPartLocked(p *slotPart, r *shardedRegistration) {
 	var handler cache.ResourceEventHandler = r
 	lister, lists := r.handler.(initialLister)
+	var later *listedLater
 	if lists {
-		handler = listedLater{r}
+		later = &listedLater{shardedRegistration: r, lister: lister, store: shardedIndexer{s}}
+		handler = later
 	}
 	h, err := p.informer.AddEventHandlerWithOptions(handler, r.opts)
 	if err != nil {
@@ -398,7 +400,7 @@ func (s *ShardedInformer) addToPartLocked(p *slotPart, r *shardedRegistration) {
 			return
 		}
 		// Outside s.mu: the handler reads the store, whose reads take it.
-		r.handList(lister, p.informer.GetStore().List(), shardedIndexer{s})
+		later.hand()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		delete(p.unlisted, r)
@@ -848,32 +850,73 @@ func (r *shardedRegistration) OnDelete(obj interface{}) {
 	}
 }
 
-// handList hands an initial list to the handler, an initialLister, as one
-// call, unless the handler was removed.
-func (r *shardedRegistration) handList(l initialLister, objs []interface{}, store cache.Store) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.removed.Load() {
-		l.listed(objs, store)
-	}
-}
-
 // initialLister is a handler that takes a slot's initial list in one
-// piece, once the slot's informer has synced, rather than add by add in
-// the informer's order: the loop's own (informerHandler), which queues it
+// piece, once the slot's informer has delivered it, rather than add by
+// add in the informer's order: the loop's own (informerHandler), which queues it
 // newest first (workQueue.queueListed).
 type initialLister interface {
 	listed(objs []interface{}, store cache.Store)
 }
 
-// listedLater is the registration of an initialLister on a slot's
-// informer: it passes every event on but the adds of the initial list,
-// which the ShardedInformer hands over in one piece (handList).
-type listedLater struct{ *shardedRegistration }
+// listedLater is the registration of an initialLister on one slot's
+// informer. It gathers the adds of the initial list rather than pass them
+// on, and hands them over in one piece (hand): once the registration has
+// synced, or before the first event after the list if that comes first.
+// So the handler gets the list exactly, before anything that happened
+// after it, as it would have add by add.
+type listedLater struct {
+	*shardedRegistration
+	lister initialLister
+	store  cache.Store
 
-func (l listedLater) OnAdd(obj interface{}, isInInitialList bool) {
-	if !isInInitialList {
-		l.shardedRegistration.OnAdd(obj, false)
+	mu     sync.Mutex // held while the list is handed over
+	listed []interface{}
+	handed bool
+}
+
+func (l *listedLater) OnAdd(obj interface{}, isInInitialList bool) {
+	if isInInitialList && l.gather(obj) {
+		return
+	}
+	l.hand()
+	l.shardedRegistration.OnAdd(obj, isInInitialList)
+}
+
+func (l *listedLater) OnUpdate(oldObj, newObj interface{}) {
+	l.hand()
+	l.shardedRegistration.OnUpdate(oldObj, newObj)
+}
+
+func (l *listedLater) OnDelete(obj interface{}) {
+	l.hand()
+	l.shardedRegistration.OnDelete(obj)
+}
+
+// gather keeps obj for the list, unless the list was handed over.
+func (l *listedLater) gather(obj interface{}) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.handed {
+		l.listed = append(l.listed, obj)
+	}
+	return !l.handed
+}
+
+// hand hands the list gathered to the handler, the first time it is
+// called, unless the handler was removed.
+func (l *listedLater) hand() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.handed {
+		return
+	}
+	l.handed = true
+	objs := l.listed
+	l.listed = nil
+	l.shardedRegistration.mu.Lock()
+	defer l.shardedRegistration.mu.Unlock()
+	if !l.removed.Load() {
+		l.lister.listed(objs, l.store)
 	}
 }
 
