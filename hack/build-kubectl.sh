@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kubectl v1.37.1, the one that matches kubelab's apiserver, from the
+# Builds kubectl v1.37.2, the one that matches kubelab's apiserver, from the
 # hack/kubelab module into _output/bin/kubectl and prints its path on stdout;
 # progress and errors go to stderr. Later builds are a link, and only when
 # something changed, once Go's build cache has it.

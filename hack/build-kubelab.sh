@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kubelab (hack/kubelab, its own Go module: etcd, kube-apiserver and
-# kube-controller-manager v1.37.1 in one binary) into _output/bin/kubelab and
+# kube-controller-manager v1.37.2 in one binary) into _output/bin/kubelab and
 # prints the binary's path on stdout; progress and errors go to stderr.
 # `hack/build-kubelab.sh kubectl` builds the matching kubectl (a `tool` of
 # the module's go.mod) into _output/bin/kubectl the same way.
@@ -29,8 +29,15 @@ OUT="${REPO_ROOT}/_output/bin/${1:-kubelab}"
 # the same from commit to commit, so an unchanged tree does not relink.
 # Without the -X flags, /version (and `kubectl version`) report
 # v0.0.0-master, which clients may reject.
+#
+# CGO_ENABLED=0 and -trimpath are the flags the sample's image is built with
+# (sample-controller/hack/image), and hack/kubelab's go.mod requires every
+# module of the sample's binary at the sample's version
+# (hack/verify-gomod.sh): so the client-go, apimachinery and the rest
+# compiled here are the image build's too, and a first make test compiles
+# them once. hack/verify-govet.sh vets the module with the same flags.
 ldflags="-s -w"
-ldflags+=" -X k8s.io/component-base/version.gitVersion=v1.37.1"
+ldflags+=" -X k8s.io/component-base/version.gitVersion=v1.37.2"
 ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
 ldflags+=" -X k8s.io/component-base/version.gitMinor=37"
 mkdir -p "$(dirname "${OUT}")"
@@ -38,6 +45,6 @@ mkdir -p "$(dirname "${OUT}")"
   exec 9>"${OUT}.lock"
   flock 9
   cd "${REPO_ROOT}/hack/kubelab"
-  GOWORK=off GOFLAGS=-buildvcs=false go build -ldflags "${ldflags}" -o "${OUT}" "${pkg}"
+  GOWORK=off GOFLAGS=-buildvcs=false CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${OUT}" "${pkg}"
 )
 echo "${OUT}"

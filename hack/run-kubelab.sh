@@ -22,7 +22,7 @@ dir="$(dirname "${kubeconfig}")"
 
 cat <<EOT
 
-kubelab is running: kube-apiserver v1.37.1 and kube-controller-manager
+kubelab is running: kube-apiserver v1.37.2 and kube-controller-manager
 (no scheduler, no kubelet: Pods are stored but never run).
 
   export KUBECONFIG=${kubeconfig}

@@ -61,7 +61,7 @@ else
     exit 1
   fi
   export KUBECONFIG="${line#KUBECONFIG=}"
-  where="kubelab: kube-apiserver v1.37.1 and kube-controller-manager, without nodes (Pods are stored, never run; logs in $(dirname "${KUBECONFIG}"))"
+  where="kubelab: kube-apiserver v1.37.2 and kube-controller-manager, without nodes (Pods are stored, never run; logs in $(dirname "${KUBECONFIG}"))"
   kubeconfig_line="  export KUBECONFIG=${KUBECONFIG}"
 fi
 

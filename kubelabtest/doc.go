@@ -1,6 +1,6 @@
 // Package kubelabtest runs a real Kubernetes control plane for integration
 // tests: etcd, kube-apiserver and, if asked, kube-controller-manager
-// (v1.37.1), started by the kubelab binary (hack/kubelab of the kubehandler
+// (v1.37.2), started by the kubelab binary (hack/kubelab of the kubehandler
 // repository) in a process of its own, on 127.0.0.1, in seconds. No
 // container runtime, no downloads at test time: it works offline and in
 // locked-down CI.

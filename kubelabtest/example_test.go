@@ -37,6 +37,6 @@ func ExampleDefault() {
 	_, err = cms.Update(ctx, stale, metav1.UpdateOptions{})
 	fmt.Println("stale update refused:", err != nil)
 	// Output:
-	// kube-apiserver v1.37.1
+	// kube-apiserver v1.37.2
 	// stale update refused: true
 }

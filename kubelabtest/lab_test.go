@@ -29,8 +29,8 @@ func TestVersionAndObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.GitVersion != "v1.37.1" {
-		t.Errorf("server version %q, want v1.37.1 (are the build's ldflags set?)", v.GitVersion)
+	if v.GitVersion != "v1.37.2" {
+		t.Errorf("server version %q, want v1.37.2 (are the build's ldflags set?)", v.GitVersion)
 	}
 
 	ns := lab.Namespace(t)

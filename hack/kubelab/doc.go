@@ -1,6 +1,6 @@
 // Command kubelab runs a small, real Kubernetes control plane on 127.0.0.1
 // for integration tests and local experiments: etcd (in this process) and
-// kube-apiserver v1.37.1, and with --controller-manager also
+// kube-apiserver v1.37.2, and with --controller-manager also
 // kube-controller-manager (garbage collector, namespace, deployment,
 // replicaset and serviceaccount controllers). No scheduler or kubelet runs,
 // so Pods are stored but never run.
