@@ -18,8 +18,12 @@ func (l *recordingLister) listed(objs []interface{}, _ cache.Store) {
 func (l *recordingLister) OnAdd(obj interface{}, initial bool) {
 	l.got = append(l.got, fmt.Sprint("add ", obj, " ", initial))
 }
-func (l *recordingLister) OnUpdate(_, obj interface{}) { l.got = append(l.got, fmt.Sprint("update ", obj)) }
-func (l *recordingLister) OnDelete(obj interface{})    { l.got = append(l.got, fmt.Sprint("delete ", obj)) }
+func (l *recordingLister) OnUpdate(_, obj interface{}) {
+	l.got = append(l.got, fmt.Sprint("update ", obj))
+}
+func (l *recordingLister) OnDelete(obj interface{}) {
+	l.got = append(l.got, fmt.Sprint("delete ", obj))
+}
 
 // A slot's initial list reaches an initialLister as exactly the adds of
 // the list, before the first event that followed it, and once. (Listing
