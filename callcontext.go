@@ -54,7 +54,7 @@ func (c *slotContext) Err() error                  { return c.parent.Err() }
 
 // event returns the call's Event.
 func (c *callContext) event() Event {
-	return Event{Type: c.typ.String(), Key: c.entry.key, Object: c.obj, Retries: int(c.retries)}
+	return Event{Type: c.typ.String(), Key: c.entry.key(), Object: c.obj, Retries: int(c.retries)}
 }
 
 // log returns the call's logger, building it on first use.
@@ -62,7 +62,7 @@ func (c *callContext) log() logr.Logger {
 	if l := c.logger.Load(); l != nil {
 		return *l
 	}
-	k := c.entry.key
+	k := c.entry.key()
 	built := c.runner.logger.WithValues("handler", k.Kind, "namespace", k.Namespace, "name", k.Name, "event", c.typ.String())
 	c.logger.CompareAndSwap(nil, &built)
 	return *c.logger.Load()

@@ -285,22 +285,22 @@ func (q *workQueue) debugReport(maxKeys int) DebugReport {
 			if s.entry == nil {
 				continue
 			}
-			c := DebugCall{Namespace: s.entry.key.Namespace, Name: s.entry.key.Name, Event: s.typ.String(), Started: s.started}
+			c := DebugCall{Namespace: s.entry.key().Namespace, Name: s.entry.key().Name, Event: s.typ.String(), Started: s.started}
 			if f := q.failures[s.entry]; f != nil {
 				c.Retries = int(f.retries)
 			}
 			if !s.started.IsZero() {
 				c.RunningSeconds = now.Sub(s.started).Seconds()
 			}
-			k := kindOf(s.entry.key.Kind)
+			k := kindOf(s.entry.kind.String())
 			k.InFlight = append(k.InFlight, c)
 		}
 		for _, e := range r.ready.queuedEntries() {
-			k := kindOf(e.key.Kind)
+			k := kindOf(e.kind.String())
 			k.Ready++
 			added, known := r.ready.addedAt[e]
 			if k.OldestWaiting == nil || known && (oldest[k.Name].IsZero() || added.Before(oldest[k.Name])) {
-				k.OldestWaiting = &DebugWaiting{Namespace: e.key.Namespace, Name: e.key.Name}
+				k.OldestWaiting = &DebugWaiting{Namespace: e.key().Namespace, Name: e.key().Name}
 				if known {
 					oldest[k.Name] = added
 				}
@@ -309,18 +309,18 @@ func (q *workQueue) debugReport(maxKeys int) DebugReport {
 	}
 	var k *DebugHandlerState // the last entry's: keys of one kind share its name
 	for e := range q.entries.all() {
-		pending, f := !e.events.empty(), q.failures[e]
+		pending, f := !e.idle(), q.failures[e]
 		if !pending && f == nil {
 			continue
 		}
-		if k == nil || k.Name != e.key.Kind {
-			k = kindOf(e.key.Kind)
+		if k == nil || k.Name != e.kind.String() {
+			k = kindOf(e.kind.String())
 		}
 		if pending {
 			k.Depth++
 		}
 		if f != nil && !e.has(flagProcessing) {
-			failures = append(failures, debugFailure{e.key, f})
+			failures = append(failures, debugFailure{e.key(), f})
 		}
 	}
 	q.mu.Unlock()

@@ -55,7 +55,8 @@ func TestEnqueueCachedNeverOvertakesANewerState(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		q.mu.Lock()
-		last := q.entries.get(key).events.newest()
+		p := q.entries.get(key).events()
+		last := p.newest()
 		q.mu.Unlock()
 		if last == newer {
 			return

@@ -65,7 +65,7 @@ func (m *entryMap) get(k Key) *entry {
 // find returns k's entry, or nil, and k's hash.
 func (m *entryMap) find(k Key) (*entry, uint64) {
 	h := m.hash(k)
-	if e := m.byHash[h]; e != nil && e.key == k {
+	if e := m.byHash[h]; e != nil && e.is(k) {
 		return e, h
 	}
 	if m.collided == nil {
@@ -80,7 +80,7 @@ func (m *entryMap) entryFor(k Key) *entry {
 	if e != nil {
 		return e
 	}
-	e = &entry{key: k}
+	e = newEntry(k)
 	if m.byHash[h] == nil {
 		m.byHash[h] = e
 	} else {
@@ -96,10 +96,10 @@ func (m *entryMap) entryFor(k Key) *entry {
 // remove drops e, which must be its key's entry, and rebuilds the maps if
 // they have shrunk far enough.
 func (m *entryMap) remove(e *entry) {
-	if h := m.hash(e.key); m.byHash[h] == e {
+	if h := m.hash(e.key()); m.byHash[h] == e {
 		delete(m.byHash, h)
 	} else {
-		delete(m.collided, e.key)
+		delete(m.collided, e.key())
 		if len(m.collided) == 0 {
 			m.collided = nil
 		}

@@ -26,14 +26,14 @@ func TestEntryMap(t *testing.T) {
 			for i := range keys {
 				keys[i] = Key{Kind: "k", Namespace: "ns", Name: fmt.Sprint(i)}
 				if e := m.get(keys[i]); e != nil {
-					t.Fatalf("get(%v) before any entry = %v", keys[i], e.key)
+					t.Fatalf("get(%v) before any entry = %v", keys[i], e.key())
 				}
-				if e := m.entryFor(keys[i]); e.key != keys[i] {
-					t.Fatalf("entryFor(%v) made an entry of %v", keys[i], e.key)
+				if e := m.entryFor(keys[i]); e.key() != keys[i] {
+					t.Fatalf("entryFor(%v) made an entry of %v", keys[i], e.key())
 				}
 			}
 			for _, k := range keys {
-				if e := m.get(k); e == nil || e.key != k || m.entryFor(k) != e {
+				if e := m.get(k); e == nil || e.key() != k || m.entryFor(k) != e {
 					t.Fatalf("get(%v) = %v, or entryFor made another", k, e)
 				}
 			}
@@ -45,8 +45,8 @@ func TestEntryMap(t *testing.T) {
 			seen := 0
 			for e := range m.all() {
 				seen++
-				if m.get(e.key) != e {
-					t.Errorf("all yielded %v, which get does not find", e.key)
+				if m.get(e.key()) != e {
+					t.Errorf("all yielded %v, which get does not find", e.key())
 				}
 			}
 			for i, k := range keys {
@@ -82,8 +82,8 @@ func TestEntryMapRebuiltAfterDrain(t *testing.T) {
 		t.Errorf("after the rebuild peak = %d, want the %d entries left", m.peak, m.len())
 	}
 	for _, e := range entries[n-n/rebuildRatio:] {
-		if m.get(e.key) != e {
-			t.Fatalf("the rebuild lost %v", e.key)
+		if m.get(e.key()) != e {
+			t.Fatalf("the rebuild lost %v", e.key())
 		}
 	}
 }

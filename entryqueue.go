@@ -15,23 +15,48 @@ import (
 // The workQueue's map holds the key's entry from its first event until the
 // key has nothing pending and no call in flight (see workQueue).
 //
-// Every queued key has one, so it is kept to 80 bytes (an allocation class
+// Every queued key has one, so it is kept to 64 bytes (an allocation class
 // of its own; TestEntrySize): what only some keys need lives elsewhere. A
 // second pending stage is out of line (pendingEvents), a failure is in
 // workQueue.failures, and the lane of the call in flight in the worker's
-// slot.
+// slot. The key's kind is a kindID (4 bytes) rather than a string (16),
+// and the pending events are two fields of the entry rather than a
+// pendingEvents, whose type byte would pad to 8 on its own.
 type entry struct {
-	key Key
+	namespace, name string // the key's, and its kind:
+	kind            kindID
 
 	// Guarded by workQueue.mu:
-	events pendingEvents
-	lane   lane       // the highest lane of the pending events (promise 9)
-	flags  entryFlags // the entry queue's state of the entry
+	obj   interface{} // the pending events (pendingEvents.obj)
+	typ   eventType   // and their type (pendingEvents.typ)
+	lane  lane        // the highest lane of the pending events (promise 9)
+	flags entryFlags  // the entry queue's state of the entry
 
 	// Only the worker holding the entry reads or writes these:
 	defers  uint8 // dispatches deferred in a row as superseded, at most maxDefers (see superseded.go)
 	retries int32 // failures retried since the key last succeeded
 }
+
+// newEntry returns an entry of key k with nothing pending.
+func newEntry(k Key) *entry {
+	return &entry{namespace: k.Namespace, name: k.Name, kind: internKind(k.Kind)}
+}
+
+// key returns the entry's key.
+func (e *entry) key() Key { return Key{Kind: e.kind.String(), Namespace: e.namespace, Name: e.name} }
+
+// is reports whether the entry is k's.
+func (e *entry) is(k Key) bool {
+	return e.name == k.Name && e.namespace == k.Namespace && e.kind.String() == k.Kind
+}
+
+// events returns the entry's pending events; setEvents stores them back.
+func (e *entry) events() pendingEvents { return pendingEvents{obj: e.obj, typ: e.typ} }
+
+func (e *entry) setEvents(p pendingEvents) { e.obj, e.typ = p.obj, p.typ }
+
+// idle reports whether the entry has no pending event.
+func (e *entry) idle() bool { return e.typ == noEvent }
 
 // entryFlags are an entry's yes-or-no states, one bit each, guarded by
 // workQueue.mu.
@@ -419,7 +444,7 @@ func (eq *entryQueue) demoteAll(entries *entryMap) {
 		return
 	}
 	for e := range entries.all() {
-		if !e.events.empty() {
+		if !e.idle() {
 			e.lane = lowLane
 		}
 	}

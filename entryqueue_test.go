@@ -22,7 +22,7 @@ func newTestEntryQueue(t *testing.T, workers int, m *metrics) (*entryQueue, *clo
 	return newEntryQueue(&sync.Mutex{}, clock, workers, m, "eq", true, true), clock
 }
 
-func testEntry(name string) *entry { return &entry{key: Key{Kind: "k", Namespace: "ns", Name: name}} }
+func testEntry(name string) *entry { return newEntry(Key{Kind: "k", Namespace: "ns", Name: name}) }
 
 // get takes an entry that must be queued.
 func get(t *testing.T, eq *entryQueue) *entry {
@@ -50,7 +50,7 @@ func TestEntryQueueFIFOAndNoDuplicates(t *testing.T) {
 	}
 	for _, want := range []*entry{a, b, c} {
 		if got := get(t, eq); got != want {
-			t.Fatalf("Get = %s, want %s", got.key, want.key)
+			t.Fatalf("Get = %s, want %s", got.key(), want.key())
 		}
 	}
 	if n := eq.Len(); n != 0 {
@@ -226,15 +226,15 @@ func TestEntryQueueLongQueue(t *testing.T) {
 			}
 		}
 		if got := get(t, eq); got != want {
-			t.Fatalf("Get %d = %s, want %s", i, got.key, want.key)
+			t.Fatalf("Get %d = %s, want %s", i, got.key(), want.key())
 		}
 	}
 	if n := blocks(); n != 1 {
 		t.Errorf("a drained queue holds %d blocks, want 1", n)
 	}
 	eq.Add(testEntry("again"))
-	if got := get(t, eq); got.key.Name != "again" {
-		t.Errorf("after draining, Get = %s, want again", got.key)
+	if got := get(t, eq); got.key().Name != "again" {
+		t.Errorf("after draining, Get = %s, want again", got.key())
 	}
 }
 
@@ -243,7 +243,7 @@ func TestEntryQueueLongQueue(t *testing.T) {
 // leaves alone until the call returns.
 func TestResetEntries(t *testing.T) {
 	entries := newEntryMap()
-	idle, processing := entries.entryFor(testEntry("idle").key), entries.entryFor(testEntry("processing").key)
+	idle, processing := entries.entryFor(testEntry("idle").key()), entries.entryFor(testEntry("processing").key())
 	idle.set(flagDirty, true)
 	processing.set(flagDirty|flagProcessing, true)
 	resetEntries(&entries)
@@ -342,7 +342,7 @@ func TestEntryQueueMetrics(t *testing.T) {
 
 	clock.Step(time.Second)
 	if got := get(t, eq); got != a {
-		t.Fatalf("Get = %s, want a, re-added during its call", got.key)
+		t.Fatalf("Get = %s, want a, re-added during its call", got.key())
 	}
 	latency = metric("workqueue_queue_duration_seconds").GetHistogram()
 	check("queue_duration count", float64(latency.GetSampleCount()), 3)
@@ -357,7 +357,7 @@ func TestEntryQueueMetrics(t *testing.T) {
 // bytes); this bounds the class. The rare parts (a second pending stage, a
 // failure) live out of line so that the common entry stays small.
 func TestEntrySize(t *testing.T) {
-	const limit = 80
+	const limit = 64
 	if size := unsafe.Sizeof(entry{}); size > limit {
 		t.Errorf("unsafe.Sizeof(entry{}) = %d bytes, want at most %d: keep rarely used fields out of line", size, limit)
 	}

@@ -143,7 +143,7 @@ func (q *workQueue) liveness() error {
 		if s.entry != nil {
 			if d := now.Sub(s.started); d > bound {
 				return fmt.Errorf("queue %q: a call for %s has been running for %s, longer than %s",
-					q.name, s.entry.key, d.Round(time.Millisecond), bound)
+					q.name, s.entry.key(), d.Round(time.Millisecond), bound)
 			}
 		}
 	}

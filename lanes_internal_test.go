@@ -46,7 +46,7 @@ func TestEntryQueueLanesOrder(t *testing.T) {
 			}
 			var got []string
 			for eq.Len() > 0 {
-				got = append(got, get(t, eq).key.Name)
+				got = append(got, get(t, eq).key().Name)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("order = %v, want %v", got, tt.want)
@@ -72,7 +72,7 @@ func TestEntryQueueMoveUp(t *testing.T) {
 	}
 	var got []string
 	for eq.Len() > 0 {
-		got = append(got, get(t, eq).key.Name)
+		got = append(got, get(t, eq).key().Name)
 	}
 	if want := "[l2 l1 l3]"; fmt.Sprint(got) != want {
 		t.Errorf("order = %v, want %s", got, want)
@@ -83,7 +83,7 @@ func TestEntryQueueMoveUp(t *testing.T) {
 	l2.lane = lowLane
 	eq.Add(l2)
 	if got := get(t, eq); got != l2 || eq.Len() != 0 {
-		t.Errorf("Get = %s with Len %d after, want l2 once", got.key, eq.Len())
+		t.Errorf("Get = %s with Len %d after, want l2 once", got.key(), eq.Len())
 	}
 }
 
@@ -132,10 +132,12 @@ func TestEntryQueueNoStarvation(t *testing.T) {
 func TestEntryQueueDemoteAll(t *testing.T) {
 	eq, _ := newTestEntryQueue(t, 1, nil)
 	entries := newEntryMap()
-	l1, h1, h2 := entries.entryFor(testEntry("l1").key), entries.entryFor(testEntry("h1").key), entries.entryFor(testEntry("h2").key)
+	l1, h1, h2 := entries.entryFor(testEntry("l1").key()), entries.entryFor(testEntry("h1").key()), entries.entryFor(testEntry("h2").key())
 	l1.lane = lowLane
 	for _, e := range []*entry{l1, h1, h2} {
-		e.events.push(addEvent, nil)
+		p := e.events()
+		p.push(addEvent, nil)
+		e.setEvents(p)
 		eq.Add(e)
 	}
 	eq.demoteAll(&entries)
@@ -143,7 +145,7 @@ func TestEntryQueueDemoteAll(t *testing.T) {
 	eq.Add(live)
 	var got []string
 	for eq.Len() > 0 {
-		got = append(got, get(t, eq).key.Name)
+		got = append(got, get(t, eq).key().Name)
 	}
 	if want := "[live l1 h1 h2]"; fmt.Sprint(got) != want {
 		t.Errorf("order = %v, want %s", got, want)

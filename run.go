@@ -154,7 +154,7 @@ func (q *workQueue) claim(ctx context.Context, threadiness int) (*runner, error)
 		r.ready.recordTimesLocked()
 	}
 	for e := range q.entries.all() {
-		if !e.events.empty() {
+		if !e.idle() {
 			r.ready.addLocked(e)
 		}
 	}
@@ -350,9 +350,9 @@ type keyLimiter struct {
 	limiter workqueue.TypedRateLimiter[Key]
 }
 
-func (l keyLimiter) When(e *entry) time.Duration { return l.limiter.When(e.key) }
-func (l keyLimiter) Forget(e *entry)             { l.limiter.Forget(e.key) }
-func (l keyLimiter) NumRequeues(e *entry) int    { return l.limiter.NumRequeues(e.key) }
+func (l keyLimiter) When(e *entry) time.Duration { return l.limiter.When(e.key()) }
+func (l keyLimiter) Forget(e *entry)             { l.limiter.Forget(e.key()) }
+func (l keyLimiter) NumRequeues(e *entry) int    { return l.limiter.NumRequeues(e.key()) }
 
 // crashed stops the Run after a worker panicked. Handler panics are
 // recovered in call; one that reaches the worker is a bug in the loop
@@ -426,7 +426,7 @@ func (r *runner) drainTimeoutError(d time.Duration) error {
 	var running []string
 	for _, s := range r.ready.slots {
 		if s.entry != nil {
-			running = append(running, fmt.Sprintf("%s (running for %s)", s.entry.key, now.Sub(s.started).Round(time.Millisecond)))
+			running = append(running, fmt.Sprintf("%s (running for %s)", s.entry.key(), now.Sub(s.started).Round(time.Millisecond)))
 		}
 	}
 	return fmt.Errorf("kubehandler: queue %q: %w (%s): %s", r.q.name, ErrDrainTimeout, d, strings.Join(running, ", "))

@@ -48,7 +48,7 @@ func superseded(k *kindHandlers, e *entry, s stage) bool {
 	if err != nil || mine.GetResourceVersion() == "" {
 		return false
 	}
-	current, exists, err := k.store.GetByKey(e.key.storeKey())
+	current, exists, err := k.store.GetByKey(e.key().storeKey())
 	if err != nil {
 		return false
 	}

@@ -136,7 +136,8 @@ func TestSuperseded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &entry{key: Key{Kind: "k", Namespace: "ns", Name: tt.key}, defers: tt.defers}
+			e := newEntry(Key{Kind: "k", Namespace: "ns", Name: tt.key})
+			e.defers = tt.defers
 			if got := superseded(tt.k, e, stage{typ: tt.typ, obj: tt.obj}); got != tt.want {
 				t.Errorf("superseded = %v, want %v", got, tt.want)
 			}

@@ -75,9 +75,11 @@ func (r *runner) get(i int) (e *entry, s stage, merged, shutdown bool) {
 	}
 	merged = e.has(flagMerged)
 	e.set(flagMerged, false)
-	if !e.events.empty() {
+	if !e.idle() {
 		var more bool
-		s, more = e.events.pop()
+		p := e.events()
+		s, more = p.pop()
+		e.setEvents(p)
 		if more {
 			r.ready.addLocked(e)
 		} else {
@@ -90,7 +92,7 @@ func (r *runner) get(i int) (e *entry, s stage, merged, shutdown bool) {
 
 // dispatch calls the handler of event s of e and returns what to do next.
 func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
-	k := r.q.handlersOf(e.key.Kind)
+	k := r.q.handlersOf(e.kind.String())
 	var fn WorkQueueHandler
 	var metrics *handlerMetrics
 	if k != nil {
@@ -106,7 +108,7 @@ func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
 	e.defers = 0
 	if fn == nil {
 		r.forget(e)
-		r.logger.V(4).Info("No handler registered; event dropped", "key", e.key, "event", s.typ)
+		r.logger.V(4).Info("No handler registered; event dropped", "key", e.key(), "event", s.typ)
 		return outcome{release: s.typ == deleteEvent}
 	}
 	ctx := &callContext{runner: r, entry: e, obj: s.obj, typ: s.typ, retries: e.retries}
@@ -114,10 +116,10 @@ func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
 	if r.shard != nil {
 		// In a ring, a call starts only under its slot's term, and its
 		// context ends with the term (sharding.go).
-		slot, parent, ok := r.shard.begin(e.key.Kind, s.obj)
+		slot, parent, ok := r.shard.begin(e.kind.String(), s.obj)
 		if !ok {
 			r.forget(e)
-			r.logger.V(4).Info("Not in a slot this replica holds; event dropped", "key", e.key, "event", s.typ)
+			r.logger.V(4).Info("Not in a slot this replica holds; event dropped", "key", e.key(), "event", s.typ)
 			return outcome{release: true}
 		}
 		defer r.shard.end(slot)
@@ -129,7 +131,7 @@ func (r *runner) dispatch(e *entry, s stage, merged bool) outcome {
 	if metrics != nil {
 		start = r.q.opts.clock.Now()
 	}
-	err := r.call(hctx, ctx, fn, e.key)
+	err := r.call(hctx, ctx, fn, e.key())
 	o, result := r.settle(ctx, e, s, err)
 	if metrics != nil {
 		metrics.observe(s.typ, result, r.q.opts.clock.Since(start).Seconds())
@@ -198,14 +200,14 @@ func (r *runner) settle(ctx context.Context, e *entry, s stage, err error) (outc
 		return done, callTerminal
 	}
 	retries := int(e.retries)
-	switch action := r.q.opts.errorHandler(e.key, retries, err); action {
+	switch action := r.q.opts.errorHandler(e.key(), retries, err); action {
 	case ErrorActionIgnore:
 		r.forget(e)
 		utilruntime.HandleErrorWithContext(ctx, err, "Handler failed; error ignored", "retries", retries)
 		return done, result
 	case ErrorActionStop:
 		utilruntime.HandleErrorWithContext(ctx, err, "Handler failed; stopping", "retries", retries)
-		r.stopWith(fmt.Errorf("kubehandler: queue %q: %s failed after %d retries: %w", r.q.name, e.key, retries, err))
+		r.stopWith(fmt.Errorf("kubehandler: queue %q: %s failed after %d retries: %w", r.q.name, e.key(), retries, err))
 		return outcome{}, result
 	default:
 		if action != ErrorActionRetry {
@@ -217,7 +219,7 @@ func (r *runner) settle(ctx context.Context, e *entry, s stage, err error) (outc
 		e.retries++
 		// The rate limiter's delay is asked here, as AddRateLimited would
 		// ask it, so that the failure can say when the retry is due.
-		after := r.q.opts.rateLimiter.When(e.key)
+		after := r.q.opts.rateLimiter.When(e.key())
 		f := &failure{err: truncate(err.Error(), maxErrorText), typ: s.typ, retries: e.retries,
 			due: r.q.opts.clock.Now().Add(after)}
 		return outcome{putBack: true, ev: s, limited: true, after: after, failure: f}, result
@@ -257,12 +259,14 @@ func (r *runner) done(i int, e *entry, o outcome) {
 		// The event keeps its lane; newer events that arrived meanwhile
 		// may have raised the entry's.
 		callLane := r.ready.slots[i].lane
-		if e.events.empty() {
+		if e.idle() {
 			q.waiting++
 			e.lane = callLane
 		}
 		e.lane = min(e.lane, callLane) // the higher: highLane is 0
-		e.events.unpop(o.ev)
+		p := e.events()
+		p.unpop(o.ev)
+		e.setEvents(p)
 		if o.limited {
 			if q.failures == nil {
 				q.failures = make(map[*entry]*failure)
@@ -270,7 +274,7 @@ func (r *runner) done(i int, e *entry, o outcome) {
 			q.failures[e] = o.failure
 		}
 	}
-	if e.events.empty() && !e.has(flagRemoved) && (o.release || retireIdle && !e.has(flagDirty) && e.retries == 0) {
+	if e.idle() && !e.has(flagRemoved) && (o.release || retireIdle && !e.has(flagDirty) && e.retries == 0) {
 		// Retire the entry: a delete was handled, or the key has nothing
 		// left to do (see workQueue). A later event for the key makes a new
 		// one, and a delayed requeue of this one that still fires finds
@@ -286,7 +290,7 @@ func (r *runner) done(i int, e *entry, o outcome) {
 		// it was processing here. (A shut-down queue ignores it: the next
 		// Run's claim queues it.)
 		e.set(flagDirty, false)
-		if q.active != nil && !e.events.empty() {
+		if q.active != nil && !e.idle() {
 			q.active.ready.addLocked(e)
 		}
 	}

@@ -295,7 +295,7 @@ func newestFirst(objs []interface{}) {
 // during a Run, queues the entry. q.mu is held.
 func (q *workQueue) pushLocked(key Key, t eventType, object interface{}, l lane) {
 	e := q.entries.entryFor(key)
-	if e.events.empty() {
+	if e.idle() {
 		q.waiting++
 		if e.has(flagProcessing) {
 			e.set(flagMerged, true) // arrived in flight
@@ -307,7 +307,9 @@ func (q *workQueue) pushLocked(key Key, t eventType, object interface{}, l lane)
 		e.set(flagMerged, true)
 	}
 	e.lane = min(e.lane, l) // the higher: highLane is 0
-	e.events.push(t, object)
+	p := e.events()
+	p.push(t, object)
+	e.setEvents(p)
 	if q.active != nil {
 		q.active.ready.addLocked(e)
 	}
