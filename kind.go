@@ -22,10 +22,7 @@ func internKind(kind string) kindID {
 	if names := kinds.names.Load(); names != nil {
 		// Most queues have a kind or two: a look along the table is
 		// quicker than the map and takes no lock.
-		for i, name := range *names {
-			if i == 8 {
-				break
-			}
+		for i, name := range (*names)[:min(len(*names), 8)] {
 			if name == kind {
 				return kindID(i)
 			}

@@ -152,7 +152,9 @@ type slotPart struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	regs     map[*shardedRegistration]cache.ResourceEventHandlerRegistration
-	unlisted map[*shardedRegistration]bool // initialListers not yet handed the initial list
+	// The initialListers not yet handed the initial list (their listedLater
+	// knows too, but its lock is taken before the store's, s.mu, not under it).
+	unlisted map[*shardedRegistration]bool
 }
 
 // errReadOnly is returned by writes to a ShardedInformer's store.
@@ -870,7 +872,7 @@ type listedLater struct {
 	store  cache.Store
 
 	mu     sync.Mutex // held while the list is handed over
-	listed []interface{}
+	list   []interface{}
 	handed bool
 }
 
@@ -897,7 +899,7 @@ func (l *listedLater) gather(obj interface{}) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.handed {
-		l.listed = append(l.listed, obj)
+		l.list = append(l.list, obj)
 	}
 	return !l.handed
 }
@@ -911,8 +913,8 @@ func (l *listedLater) hand() {
 		return
 	}
 	l.handed = true
-	objs := l.listed
-	l.listed = nil
+	objs := l.list
+	l.list = nil
 	l.shardedRegistration.mu.Lock()
 	defer l.shardedRegistration.mu.Unlock()
 	if !l.removed.Load() {
